@@ -1,0 +1,32 @@
+# Each user-facing target sets up .venv first (idempotent: reinstalls only when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lrexp-installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup train test lint bench gallery clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup  ## train the default configuration (digits, MLP, SGD, cosine); ARGS="schedule=step ..."
+	$(PY) train.py $(ARGS)
+
+test: setup  ## run the whole test suite, slow tests included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/pre-commit run --all-files
+
+gallery: setup  ## redraw docs/schedules.png
+	$(PY) -m lrexp.plot_schedules --gallery docs/schedules.png
+
+clean:
+	rm -rf outputs multirun .pytest_cache

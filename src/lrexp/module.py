@@ -1,0 +1,111 @@
+"""The LightningModule: cross-entropy classification with a configured optimizer and schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lrexp.optim import build_optimizer
+from lrexp.schedules import build_schedule
+from lrexp.schedules.lr_scheduler import ScheduledLR
+
+SCHEDULER_KEYS = ("interval", "frequency", "monitor")
+
+
+class Classifier(pl.LightningModule):
+    """Trains ``net`` with cross-entropy; logs loss and accuracy per split at epoch ends."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: Mapping[str, Any],
+        schedule: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_cfg = dict(optimizer)
+        self.schedule_cfg = dict(schedule)
+        self.accuracy = nn.ModuleDict(
+            {
+                f"{split}_acc": MulticlassAccuracy(
+                    num_classes, average="micro", validate_args=False
+                )
+                for split in ("train", "val", "test")
+            }
+        )
+        self.loss_sums: dict[str, Tensor] = {}
+        self.latest: dict[str, float] = {}
+        self.scheduler: ScheduledLR | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[Tensor, Tensor], split: str) -> Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        with torch.no_grad():
+            self.accuracy[f"{split}_acc"].update(logits, y)
+            total = self.loss_sums.get(split)
+            weighted = loss.detach() * len(y)
+            count = torch.tensor(float(len(y)), device=loss.device)
+            stacked = torch.stack([weighted, count])
+            self.loss_sums[split] = stacked if total is None else total + stacked
+        return loss
+
+    def _epoch_metrics(self, split: str) -> dict[str, float]:
+        """Mean loss and accuracy over the epoch, synced across processes; then reset."""
+        sums = self.loss_sums.pop(split, None)
+        if sums is None:
+            return {}
+        sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        accuracy = self.accuracy[f"{split}_acc"].compute()
+        self.accuracy[f"{split}_acc"].reset()
+        metrics = {f"{split}/loss": float(sums[0] / sums[1]), f"{split}/acc": float(accuracy)}
+        self.log_dict(metrics, rank_zero_only=True)
+        self.latest.update(metrics)
+        return metrics
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self.loss_sums.pop("val", None)
+            self.accuracy["val_acc"].reset()
+            return
+        self._epoch_metrics("val")
+        if self.scheduler is not None and self.trainer.state.fn == "fit":
+            self.scheduler.observe(self.latest)
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_metrics("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.net, self.optimizer_cfg)
+        trainer = self.trainer
+        total = int(trainer.estimated_stepping_batches)
+        steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        schedule = build_schedule(
+            self.schedule_cfg, total, float(self.optimizer_cfg["lr"]), steps_per_epoch
+        )
+        self.scheduler = ScheduledLR(optimizer, schedule)
+        config = {k: self.schedule_cfg[k] for k in SCHEDULER_KEYS if self.schedule_cfg.get(k)}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler, **config}}

@@ -1,0 +1,83 @@
+"""Optimizer factory: ``conf/optimizer/<name>.yaml`` to a torch optimizer with param groups."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrexp.errors import ConfigError
+
+#: name -> (torch class, fixed keyword arguments that define the variant)
+OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
+    "sgd": (torch.optim.SGD, {}),
+    "momentum": (torch.optim.SGD, {"nesterov": False}),
+    "nesterov": (torch.optim.SGD, {"nesterov": True}),
+    "adam": (torch.optim.Adam, {}),
+    "amsgrad": (torch.optim.Adam, {"amsgrad": True}),
+    "adamw": (torch.optim.AdamW, {}),
+    "adamax": (torch.optim.Adamax, {}),
+    "nadam": (torch.optim.NAdam, {}),
+    "radam": (torch.optim.RAdam, {}),
+    "rmsprop": (torch.optim.RMSprop, {}),
+    "adagrad": (torch.optim.Adagrad, {}),
+    "adadelta": (torch.optim.Adadelta, {}),
+}
+#: Keys handled by lrexp rather than passed to the torch class.
+LREXP_KEYS = ("name", "lr", "decay_norm_and_bias")
+
+
+def check_lr(value: Any) -> float:
+    """The base LR as a positive float, or a ConfigError naming ``optimizer.lr``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError("optimizer.lr", f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def optimizer_kwargs(cfg: Mapping[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """Resolve the torch class and its keyword arguments, rejecting unknown keys."""
+    name = cfg.get("name")
+    if name not in OPTIMIZERS:
+        raise ConfigError("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    cls, fixed = OPTIMIZERS[name]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "lr"}
+    kwargs = {k: v for k, v in cfg.items() if k not in LREXP_KEYS}
+    for key in kwargs:
+        if key not in accepted:
+            raise ConfigError(
+                f"optimizer.{key}",
+                f"unknown key for {name}; allowed: {', '.join(sorted(accepted))}",
+            )
+    kwargs.update(fixed)
+    return cls, kwargs
+
+
+def param_groups(
+    model: nn.Module, weight_decay: float, decay_norm_and_bias: bool
+) -> list[dict[str, Any]]:
+    """One group, or ``decay``/``no_decay`` groups that spare biases and norm weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay == 0 or decay_norm_and_bias:
+        return [{"params": params, "name": "all"}]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    return [
+        {"params": decay, "name": "decay"},
+        {"params": no_decay, "name": "no_decay", "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """Build the optimizer named ``cfg['name']`` at base LR ``cfg['lr']``."""
+    lr = check_lr(cfg.get("lr"))
+    cls, kwargs = optimizer_kwargs(cfg)
+    groups = param_groups(
+        model, float(kwargs.get("weight_decay", 0.0)), bool(cfg.get("decay_norm_and_bias", False))
+    )
+    try:
+        return cls(groups, lr=lr, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optimizer.{cfg['name']}", str(err).splitlines()[0]) from None

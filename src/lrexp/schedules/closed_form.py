@@ -1,0 +1,440 @@
+"""Closed-form schedule families: pure functions of the optimizer step.
+
+Conventions (shared by every family): ``t`` counts updates already taken, from 0; ``T`` is
+the family's total; past ``T`` a family holds its final value. References are noted per
+family; ``tests/test_schedules.py`` checks each against its PyTorch counterpart.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from lrexp.schedules.base import (
+    Schedule,
+    register,
+    require,
+    require_factor,
+    require_positive,
+    require_step_count,
+)
+
+
+@dataclass
+class _Finite(Schedule):
+    """Base for families that run over ``total`` steps and then hold their final value."""
+
+    total: int | None = None
+    needs_total = True
+    durations = ("total",)
+
+    def __post_init__(self) -> None:
+        if self.total is not None:
+            require_step_count(self.total, "total")
+
+    @property
+    def length(self) -> int | None:
+        return self.total
+
+    def progress(self, step: int) -> float:
+        """Fraction of the schedule completed at ``step``, clamped to [0, 1]."""
+        if self.total is None:
+            raise RuntimeError("schedule total is unbound; build it with build_schedule()")
+        return min(step, self.total) / self.total
+
+
+@register("constant")
+@dataclass
+class Constant(Schedule):
+    """Multiplier 1 at every step."""
+
+    def lr_at(self, step: int) -> float:
+        return 1.0
+
+
+@register("step")
+@dataclass
+class Step(Schedule):
+    """gamma^floor(t / step_size); PyTorch StepLR."""
+
+    step_size: int = 30
+    gamma: float = 0.1
+    durations = ("step_size",)
+
+    def __post_init__(self) -> None:
+        require_step_count(self.step_size, "step_size")
+        require_positive(self.gamma, "gamma")
+
+    def lr_at(self, step: int) -> float:
+        return float(self.gamma ** (step // self.step_size))
+
+
+@register("multistep")
+@dataclass
+class MultiStep(Schedule):
+    """gamma^(number of milestones <= t); PyTorch MultiStepLR."""
+
+    milestones: list[int] = field(default_factory=lambda: [30, 60])
+    gamma: float = 0.1
+    durations = ("milestones",)
+
+    def __post_init__(self) -> None:
+        self.milestones = list(self.milestones)
+        for i, milestone in enumerate(self.milestones):
+            require_step_count(milestone, f"milestones[{i}]")
+        require(
+            all(a < b for a, b in zip(self.milestones, self.milestones[1:], strict=False)),
+            "milestones",
+            f"must be strictly increasing, got {self.milestones}",
+        )
+        require_positive(self.gamma, "gamma")
+
+    def lr_at(self, step: int) -> float:
+        return float(self.gamma ** bisect_right(self.milestones, step))
+
+
+@register("piecewise_constant")
+@dataclass
+class PiecewiseConstant(Schedule):
+    """values[number of boundaries <= t]; optax convention (Keras switches one step later)."""
+
+    boundaries: list[int] = field(default_factory=lambda: [100, 200])
+    values: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.01])
+    durations = ("boundaries",)
+
+    def __post_init__(self) -> None:
+        self.boundaries = list(self.boundaries)
+        self.values = [float(v) for v in self.values]
+        for i, boundary in enumerate(self.boundaries):
+            require_step_count(boundary, f"boundaries[{i}]")
+        require(
+            all(a < b for a, b in zip(self.boundaries, self.boundaries[1:], strict=False)),
+            "boundaries",
+            f"must be strictly increasing, got {self.boundaries}",
+        )
+        require(
+            len(self.values) == len(self.boundaries) + 1,
+            "values",
+            f"needs len(boundaries)+1 = {len(self.boundaries) + 1} entries, got {len(self.values)}",
+        )
+        for i, value in enumerate(self.values):
+            require_positive(value, f"values[{i}]")
+
+    def lr_at(self, step: int) -> float:
+        return self.values[bisect_right(self.boundaries, step)]
+
+
+@register("exponential")
+@dataclass
+class Exponential(Schedule):
+    """gamma^(t / decay_steps), floored with staircase; PyTorch ExponentialLR, Keras
+    ExponentialDecay."""
+
+    gamma: float = 0.99
+    decay_steps: int = 1
+    staircase: bool = False
+    durations = ("decay_steps",)
+
+    def __post_init__(self) -> None:
+        require_positive(self.gamma, "gamma")
+        require_step_count(self.decay_steps, "decay_steps")
+
+    def lr_at(self, step: int) -> float:
+        exponent = step // self.decay_steps if self.staircase else step / self.decay_steps
+        return float(self.gamma**exponent)
+
+
+@register("inverse_time")
+@dataclass
+class InverseTime(Schedule):
+    """1 / (1 + decay_rate * t / decay_steps); Keras InverseTimeDecay.
+
+    The seeds' "inverse decay" lr * (1 + t/T)^-1 is decay_rate=1, decay_steps=T.
+    """
+
+    decay_rate: float = 1.0
+    decay_steps: int = 1
+    staircase: bool = False
+    durations = ("decay_steps",)
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.decay_rate, int | float) and self.decay_rate >= 0,
+            "decay_rate",
+            f"must be >= 0, got {self.decay_rate!r}",
+        )
+        require_step_count(self.decay_steps, "decay_steps")
+
+    def lr_at(self, step: int) -> float:
+        ratio = step // self.decay_steps if self.staircase else step / self.decay_steps
+        return 1.0 / (1.0 + self.decay_rate * ratio)
+
+
+@register("linear")
+@dataclass
+class Linear(_Finite):
+    """1 + (end_factor - 1) * min(t, T) / T; PyTorch LinearLR(start_factor=1)."""
+
+    end_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_factor(self.end_factor, "end_factor")
+
+    def lr_at(self, step: int) -> float:
+        return 1.0 + (self.end_factor - 1.0) * self.progress(step)
+
+
+@register("polynomial")
+@dataclass
+class Polynomial(_Finite):
+    """(1 - end_factor) * (1 - min(t, T)/T)^power + end_factor; PyTorch PolynomialLR."""
+
+    power: float = 2.0
+    end_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_positive(self.power, "power")
+        require_factor(self.end_factor, "end_factor")
+
+    def lr_at(self, step: int) -> float:
+        remaining = 1.0 - self.progress(step)
+        return (1.0 - self.end_factor) * remaining**self.power + self.end_factor
+
+
+def _half_cosine(progress: float) -> float:
+    """1 at progress 0, 0 at progress 1, following half a cosine period."""
+    return (1.0 + math.cos(math.pi * progress)) / 2.0
+
+
+@register("cosine")
+@dataclass
+class Cosine(_Finite):
+    """min + (1 - min)(1 + cos(pi min(t,T)/T))/2; PyTorch CosineAnnealingLR, held after T."""
+
+    min_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_factor(self.min_factor, "min_factor")
+
+    def lr_at(self, step: int) -> float:
+        return self.min_factor + (1.0 - self.min_factor) * _half_cosine(self.progress(step))
+
+
+@register("cosine_restarts")
+@dataclass
+class CosineRestarts(Schedule):
+    """SGDR: cosine cycles of length period * period_mult^i, peak cycle_decay^i.
+
+    Integer ``period_mult`` and ``cycle_decay=1`` equal PyTorch CosineAnnealingWarmRestarts;
+    ``cycle_decay`` follows timm's CosineLRScheduler. Restarts continue indefinitely.
+    """
+
+    period: int = 100
+    period_mult: float = 1.0
+    min_factor: float = 0.0
+    cycle_decay: float = 1.0
+    durations = ("period",)
+
+    def __post_init__(self) -> None:
+        require_step_count(self.period, "period")
+        require(
+            isinstance(self.period_mult, int | float) and self.period_mult >= 1,
+            "period_mult",
+            f"must be >= 1, got {self.period_mult!r}",
+        )
+        require_factor(self.min_factor, "min_factor")
+        require(
+            isinstance(self.cycle_decay, int | float) and 0 < self.cycle_decay <= 1,
+            "cycle_decay",
+            f"must be in (0, 1], got {self.cycle_decay!r}",
+        )
+
+    def cycle_at(self, step: int) -> tuple[int, float, float]:
+        """Return (cycle index, steps into the cycle, cycle length) for ``step``."""
+        if self.period_mult == 1:
+            return step // self.period, float(step % self.period), float(self.period)
+        start, length, index = 0.0, float(self.period), 0
+        while step >= start + length:
+            start += length
+            length *= self.period_mult
+            index += 1
+        return index, step - start, length
+
+    def lr_at(self, step: int) -> float:
+        index, position, length = self.cycle_at(step)
+        peak = self.cycle_decay**index
+        return self.min_factor + (peak - self.min_factor) * _half_cosine(position / length)
+
+
+@register("cyclic")
+@dataclass
+class Cyclic(Schedule):
+    """PyTorch CyclicLR with base_lr = min_factor * lr and max_lr = lr."""
+
+    mode: str = "triangular"
+    min_factor: float = 0.1
+    step_size_up: int = 200
+    step_size_down: int | None = None
+    gamma: float = 1.0
+    durations = ("step_size_up", "step_size_down")
+
+    def __post_init__(self) -> None:
+        modes = ("triangular", "triangular2", "exp_range")
+        require(self.mode in modes, "mode", f"must be one of {', '.join(modes)}, got {self.mode!r}")
+        require_factor(self.min_factor, "min_factor")
+        require_step_count(self.step_size_up, "step_size_up")
+        if self.step_size_down is not None:
+            require_step_count(self.step_size_down, "step_size_down")
+        require_positive(self.gamma, "gamma")
+
+    @property
+    def cycle_length(self) -> int:
+        down = self.step_size_up if self.step_size_down is None else self.step_size_down
+        return self.step_size_up + down
+
+    def position(self, step: int) -> tuple[int, float]:
+        """Return (1-based cycle, height in [0, 1] within the cycle) as CyclicLR does."""
+        total = float(self.cycle_length)
+        up_ratio = self.step_size_up / total
+        cycle = math.floor(1 + step / total)
+        x = 1.0 + step / total - cycle
+        height = x / up_ratio if x <= up_ratio else (x - 1) / (up_ratio - 1)
+        return cycle, height
+
+    def lr_at(self, step: int) -> float:
+        cycle, height = self.position(step)
+        if self.mode == "triangular":
+            scale = 1.0
+        elif self.mode == "triangular2":
+            scale = 1 / (2.0 ** (cycle - 1))
+        else:
+            scale = self.gamma**step
+        return self.min_factor + (1.0 - self.min_factor) * height * scale
+
+
+@register("onecycle")
+@dataclass
+class OneCycle(_Finite):
+    """PyTorch OneCycleLR with max_lr = lr and total_steps = T; holds its last value after T.
+
+    Multipliers: start 1/div_factor, peak 1, end 1/(div_factor*final_div_factor).
+    """
+
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal: str = "cos"
+    three_phase: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            isinstance(self.pct_start, int | float) and 0 < self.pct_start < 1,
+            "pct_start",
+            f"must be in (0, 1), got {self.pct_start!r}",
+        )
+        require_positive(self.div_factor, "div_factor")
+        require_positive(self.final_div_factor, "final_div_factor")
+        require(
+            self.anneal in ("cos", "linear"),
+            "anneal",
+            f"must be one of cos, linear, got {self.anneal!r}",
+        )
+        if self.total is not None:
+            require(
+                self.pct_start * self.total > 1,
+                "pct_start",
+                f"pct_start * total must exceed 1 step, got {self.pct_start} * {self.total}",
+            )
+
+    def phases(self) -> list[tuple[float, float, float]]:
+        """(end step, start multiplier, end multiplier) for each phase, as OneCycleLR."""
+        assert self.total is not None
+        initial = 1.0 / self.div_factor
+        final = initial / self.final_div_factor
+        total, pct = self.total, self.pct_start
+        if self.three_phase:
+            return [
+                (pct * total - 1, initial, 1.0),
+                (2 * pct * total - 2, 1.0, initial),
+                (total - 1, initial, final),
+            ]
+        return [(pct * total - 1, initial, 1.0), (total - 1, 1.0, final)]
+
+    def lr_at(self, step: int) -> float:
+        self.progress(step)
+        phases = self.phases()
+        step_f = float(min(step, phases[-1][0]))
+        start_step = 0.0
+        for i, (end_step, start, end) in enumerate(phases):
+            if step_f <= end_step or i == len(phases) - 1:
+                pct = (step_f - start_step) / (end_step - start_step)
+                if self.anneal == "cos":
+                    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+                return (end - start) * pct + start
+            start_step = end_step
+        raise AssertionError("unreachable: the last phase always matches")
+
+
+@register("wsd")
+@dataclass
+class WarmupStableDecay(_Finite):
+    """1 until the last D = round(decay_frac * T) steps, then down to min_factor over them.
+
+    The warmup part comes from ``schedule.warmup``; ``decay_shape`` is linear, cosine or
+    sqrt (1 - sqrt(progress), as in the WSD literature).
+    """
+
+    decay_frac: float = 0.2
+    decay_shape: str = "linear"
+    min_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            isinstance(self.decay_frac, int | float) and 0 <= self.decay_frac <= 1,
+            "decay_frac",
+            f"must be in [0, 1], got {self.decay_frac!r}",
+        )
+        shapes = ("linear", "cosine", "sqrt")
+        require(
+            self.decay_shape in shapes,
+            "decay_shape",
+            f"must be one of {', '.join(shapes)}, got {self.decay_shape!r}",
+        )
+        require_factor(self.min_factor, "min_factor")
+
+    def lr_at(self, step: int) -> float:
+        self.progress(step)
+        assert self.total is not None
+        decay = round(self.decay_frac * self.total)
+        decay_start = self.total - decay
+        if step < decay_start or decay == 0:
+            return 1.0
+        done = min(step - decay_start, decay) / decay
+        if self.decay_shape == "linear":
+            fall = done
+        elif self.decay_shape == "cosine":
+            fall = 1.0 - _half_cosine(done)
+        else:
+            fall = math.sqrt(done)
+        return 1.0 - (1.0 - self.min_factor) * fall
+
+
+@register("inverse_sqrt")
+@dataclass
+class InverseSqrt(Schedule):
+    """sqrt(timescale / (t + timescale)); optax/T5-style inverse square-root decay."""
+
+    timescale: int = 100
+    durations = ("timescale",)
+
+    def __post_init__(self) -> None:
+        require_step_count(self.timescale, "timescale")
+
+    def lr_at(self, step: int) -> float:
+        return math.sqrt(self.timescale / (step + self.timescale))

@@ -1,0 +1,128 @@
+"""Build a bound schedule from the ``schedule`` config node.
+
+Everything about durations is resolved here, once: epochs to steps (``unit``), warmup steps or
+fraction, and ``total: null`` meaning the steps left after warmup.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lrexp.errors import ConfigError
+from lrexp.schedules.base import REGISTRY, Schedule, require
+from lrexp.schedules.warmup import Warmup, check_warmup
+
+COMMON_KEYS = ("name", "interval", "frequency", "unit", "strict", "warmup")
+WARMUP_KEYS = ("steps", "frac", "start_factor", "shape")
+
+
+def family_params(cls: type[Schedule]) -> list[str]:
+    """User-settable parameters of a family (internal fields excluded)."""
+    return [f.name for f in dataclasses.fields(cls) if f.name not in ("state", "base_lr", "eps")]  # type: ignore[arg-type]
+
+
+def _to_steps(value: Any, steps_per_epoch: int) -> Any:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [_to_steps(v, steps_per_epoch) for v in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return round(value * steps_per_epoch)
+    return value
+
+
+def _warmup_steps(warmup: Mapping[str, Any], total_steps: int | None, per_unit: int) -> int:
+    unknown = set(warmup) - set(WARMUP_KEYS)
+    require(not unknown, f"warmup.{sorted(unknown)[0]}" if unknown else "", "unknown key")
+    steps, frac = warmup.get("steps") or 0, warmup.get("frac")
+    if frac is not None:
+        require(steps == 0, "warmup.frac", "set either warmup.steps or warmup.frac, not both")
+        require(
+            isinstance(frac, int | float) and 0 <= frac < 1,
+            "warmup.frac",
+            f"must be in [0, 1), got {frac!r}",
+        )
+        return 0 if total_steps is None else round(frac * total_steps)
+    require(
+        isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0,
+        "warmup.steps",
+        f"must be an integer >= 0, got {steps!r}",
+    )
+    return int(steps) * per_unit
+
+
+def build_schedule(
+    cfg: Mapping[str, Any],
+    total_steps: int | None,
+    base_lr: float = 1.0,
+    steps_per_epoch: int | None = None,
+) -> Schedule:
+    """Build the schedule named ``cfg['name']``.
+
+    ``total_steps`` is the run's optimizer-step count; None validates the parameters without
+    binding (before any data is loaded).
+    """
+    name = cfg.get("name")
+    if name not in REGISTRY:
+        raise ConfigError("schedule.name", f"must be one of {', '.join(sorted(REGISTRY))}")
+    cls = REGISTRY[name]
+    unit = cfg.get("unit", "step")
+    require(unit in ("step", "epoch"), "unit", f"must be one of step, epoch, got {unit!r}")
+    interval = cfg.get("interval", "step")
+    require(
+        interval in ("step", "epoch"), "interval", f"must be one of step, epoch, got {interval!r}"
+    )
+    per_unit = (steps_per_epoch or 1) if unit == "epoch" else 1
+
+    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
+    allowed = family_params(cls)
+    for key in params:
+        if key not in allowed:
+            raise ConfigError(
+                f"schedule.{key}",
+                f"unknown key for schedule {name}; allowed: {', '.join(allowed) or 'none'}",
+            )
+    if per_unit != 1:
+        for key in cls.durations:
+            if params.get(key) is not None:
+                params[key] = _to_steps(params[key], per_unit)
+
+    warmup_cfg = dict(cfg.get("warmup") or {})
+    warmup = _warmup_steps(warmup_cfg, total_steps, per_unit)
+    start_factor = warmup_cfg.get("start_factor", 0.1)
+    shape = warmup_cfg.get("shape", "linear")
+    check_warmup(warmup, start_factor, shape)
+    if total_steps is not None:
+        require(
+            warmup < total_steps,
+            "warmup.steps",
+            f"warmup of {warmup} steps must be shorter than the run ({total_steps} steps)",
+        )
+        if "total" in allowed and params.get("total") is None:
+            params["total"] = total_steps - warmup
+    if "base_lr" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+        params["base_lr"] = base_lr
+
+    try:
+        schedule: Schedule = cls(**params)
+    except TypeError as err:
+        raise ConfigError(f"schedule.{name}", str(err)) from None
+    if warmup > 0:
+        schedule = Warmup(schedule, warmup, float(start_factor), shape)
+    if total_steps is not None:
+        check_length(schedule, total_steps, bool(cfg.get("strict", False)))
+    return schedule
+
+
+def check_length(schedule: Schedule, total_steps: int, strict: bool) -> None:
+    """Warn (or, when strict, refuse) if a finite schedule does not end with the run."""
+    length = schedule.length
+    if length is None or length == total_steps:
+        return
+    message = f"the schedule lasts {length} steps but the run has {total_steps}; " + (
+        "it holds its final value after that" if length < total_steps else "it will not finish"
+    )
+    if strict:
+        raise ConfigError("schedule.total", message + " (schedule.strict=true)")
+    warnings.warn(message, stacklevel=2)

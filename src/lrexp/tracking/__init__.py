@@ -1,0 +1,1 @@
+"""MLflow tracking: run lifecycle and buffered metric logging."""

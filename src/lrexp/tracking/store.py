@@ -1,0 +1,104 @@
+"""MLflow run lifecycle: create the run up front, log params in batches, end with a status."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+T = TypeVar("T")
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+PARAM_VALUE_LIMIT = 6000
+
+
+def redact(uri: str) -> str:
+    """Hide credentials in a tracking URI (``scheme://user:secret@host`` -> ``user:***``)."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
+
+
+def retry_locked(call: Callable[[], T], attempts: int = 20, delay: float = 0.05) -> T:
+    """Run ``call``, retrying with backoff while SQLite reports the database as locked."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as err:
+            if "locked" not in str(err).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(delay * (1.5**attempt))
+    raise AssertionError("unreachable")
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested mappings to dotted keys with string values (lists kept whole)."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class TrackedRun:
+    """One MLflow run, created before training so every process can share its id."""
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment_name: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        artifact_location: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        if run_id is None:
+            experiment = retry_locked(lambda: self.client.get_experiment_by_name(experiment_name))
+            if experiment is None:
+                location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+                experiment_id = retry_locked(
+                    lambda: self.client.create_experiment(experiment_name, location)
+                )
+            else:
+                experiment_id = experiment.experiment_id
+            run = retry_locked(
+                lambda: self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+            )
+            run_id = run.info.run_id
+        self.run_id: str = run_id
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        items = [Param(k, v) for k, v in params.items()]
+        for part in chunks(items, PARAMS_PER_BATCH):
+            retry_locked(lambda part=part: self.client.log_batch(self.run_id, params=part))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        items = [RunTag(k, v) for k, v in tags.items()]
+        for part in chunks(items, PARAMS_PER_BATCH):
+            retry_locked(lambda part=part: self.client.log_batch(self.run_id, tags=part))
+
+    def log_metrics(self, metrics: Sequence[Metric]) -> None:
+        for part in chunks(metrics, METRICS_PER_BATCH):
+            retry_locked(lambda part=part: self.client.log_batch(self.run_id, metrics=part))
+
+    def log_artifact(self, path: Path) -> None:
+        retry_locked(lambda: self.client.log_artifact(self.run_id, str(path)))
+
+    def end(self, status: str) -> None:
+        """Mark the run FINISHED, FAILED or KILLED."""
+        retry_locked(lambda: self.client.set_terminated(self.run_id, status))

@@ -1,0 +1,144 @@
+"""One training run: config -> data -> model -> Trainer -> MLflow run."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
+
+from lrexp.callbacks import LRTrace
+from lrexp.data import DataSpec, TensorDataModule
+from lrexp.models import build_model
+from lrexp.module import Classifier
+from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.store import TrackedRun, flatten, redact
+from lrexp.validate import validate
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    metrics: dict[str, float]
+    run_id: str | None
+    output_dir: Path
+    global_step: int
+
+
+def run_name(cfg: DictConfig) -> str:
+    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``."""
+    parts = (cfg.schedule.name, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
+    return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def start_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
+    """Create the MLflow run with its tags and the full flattened config as params."""
+    tags = {
+        "dataset": str(cfg.dataset.name),
+        "model": str(cfg.model.name),
+        "optimizer": str(cfg.optimizer.name),
+        "schedule": str(cfg.schedule.name),
+        "seed": str(cfg.seed),
+        "output_dir": str(output_dir),
+    }
+    commit = git_commit(Path(cfg.paths.root_dir))
+    if commit:
+        tags["git_commit"] = commit
+    run = TrackedRun(
+        cfg.logger.tracking_uri,
+        cfg.logger.experiment_name,
+        run_name(cfg),
+        tags,
+        artifact_location=cfg.logger.get("artifact_location"),
+    )
+    container = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(container)  # type: ignore[arg-type]
+    params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
+    run.log_params(params)
+    return run
+
+
+def build_trainer(
+    cfg: DictConfig, output_dir: Path, logger: BufferedMlflowLogger | None
+) -> tuple[pl.Trainer, ModelCheckpoint]:
+    callbacks_cfg = cfg.callbacks
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best-step{step}",
+        auto_insert_metric_name=False,
+        **OmegaConf.to_container(callbacks_cfg.checkpoint),  # type: ignore[arg-type]
+    )
+    callbacks: list[pl.Callback] = [checkpoint, LRTrace()]
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
+    if cfg.trainer.enable_model_summary:
+        callbacks.append(ModelSummary(max_depth=callbacks_cfg.model_summary.max_depth))
+    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer)  # type: ignore[assignment]
+    trainer = pl.Trainer(
+        **trainer_kwargs,
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        default_root_dir=str(output_dir),
+    )
+    return trainer, checkpoint
+
+
+def train(cfg: DictConfig) -> RunResult:
+    """Validate, load data, train, test on the best checkpoint, and record everything."""
+    validate(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.seed), verbose=False)
+
+    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+    data.setup("fit")
+    net = build_model(cfg.model, data.input_shape, data.num_classes)
+    module = Classifier(
+        net,
+        data.num_classes,
+        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
+        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+    )
+
+    run = start_run(cfg, output_dir) if cfg.logger.enabled else None
+    logger = BufferedMlflowLogger(run) if run is not None else None
+    trainer, checkpoint = build_trainer(cfg, output_dir, logger)
+
+    status = "FAILED"
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+        best = "best" if checkpoint.best_model_path else None
+        trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
+        status = "FINISHED"
+    except (KeyboardInterrupt, SystemExit):
+        status = "KILLED"
+        raise
+    finally:
+        if run is not None and logger is not None:
+            logger.flush()
+            config_file = output_dir / "resolved_config.yaml"
+            config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            run.log_artifact(config_file)
+            if checkpoint.last_model_path:
+                run.set_tags({"checkpoint": checkpoint.last_model_path})
+            run.end(status)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    return RunResult(metrics, run.run_id if run else None, output_dir, trainer.global_step)

@@ -1,0 +1,46 @@
+"""Configuration checks that run before any data is loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lrexp.data.sources import SOURCES
+from lrexp.errors import ConfigError
+from lrexp.models import MODELS
+from lrexp.optim import check_lr, optimizer_kwargs
+from lrexp.schedules import build_schedule
+
+
+def _positive_int(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, f"must be an integer >= 1, got {value!r}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` (naming the key) for the first invalid setting."""
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
+    if dataset.get("name") not in SOURCES:
+        raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCES)}")
+    for key in ("batch_size", "eval_batch_size"):
+        _positive_int(dataset.get(key), f"dataset.{key}")
+    if model.get("name") not in MODELS:
+        raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
+    lr = check_lr(optimizer.get("lr"))
+    optimizer_kwargs(optimizer)
+    build_schedule(container["schedule"], total_steps=None, base_lr=lr)
+    trainer = container["trainer"]
+    _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
+    max_steps = trainer.get("max_steps")
+    if not isinstance(max_steps, int) or (max_steps < 1 and max_steps != -1):
+        raise ConfigError("trainer.max_steps", f"must be -1 or an integer >= 1, got {max_steps!r}")
+    devices = trainer.get("devices")
+    if trainer.get("accelerator") in ("gpu", "cuda") and isinstance(devices, int):
+        available = torch.cuda.device_count()
+        if devices > available:
+            raise ConfigError(
+                "trainer.devices", f"asks for {devices} GPUs but {available} are available"
+            )

@@ -1,0 +1,50 @@
+"""The Hydra config composes for every option of every group, with the documented defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from conftest import CONF
+from lrexp.errors import ConfigError
+from lrexp.validate import validate
+
+GROUPS = ("dataset", "model", "optimizer", "schedule", "trainer", "logger", "callbacks", "paths")
+OPTIONS = [
+    (group, path.stem)
+    for group in GROUPS
+    for path in sorted((CONF / group).glob("*.yaml"))
+    if not path.stem.startswith("_")
+]
+
+
+def test_defaults(make_cfg: Callable[..., DictConfig]) -> None:
+    cfg = make_cfg()
+    picked = {g: cfg[g].get("name") for g in ("dataset", "model", "optimizer", "schedule")}
+    assert picked == {"dataset": "digits", "model": "mlp", "optimizer": "sgd", "schedule": "cosine"}
+    assert cfg.trainer.accelerator == "cpu"
+    assert cfg.logger.enabled and cfg.logger.tracking_uri.startswith("sqlite:///")
+    assert set(GROUPS) | {"seed", "ckpt_path"} <= set(cfg)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_composes_and_validates(
+    make_cfg: Callable[..., DictConfig], group: str, option: str
+) -> None:
+    cfg = make_cfg(f"{group}={option}")
+    OmegaConf.to_container(cfg, resolve=True)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="trainer.devices: asks for 1 GPUs but 0"):
+            validate(cfg)
+        return
+    validate(cfg)
+    if group in ("dataset", "model", "optimizer", "schedule"):
+        assert cfg[group].name == option
+
+
+def test_every_group_has_options() -> None:
+    for group in GROUPS:
+        assert list((CONF / group).glob("*.yaml")), group
