@@ -7,6 +7,8 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.optim import Optimizer
 
+from lrexp.schedules.lr_scheduler import ScheduledLR
+
 
 def lr_keys(optimizer: Optimizer) -> list[str]:
     """``lr`` for a single param group, ``lr/<group name>`` for several."""
@@ -16,15 +18,27 @@ def lr_keys(optimizer: Optimizer) -> list[str]:
     return [f"lr/{group.get('name', i)}" for i, group in enumerate(groups)]
 
 
+def cycled_momentum_key(trainer: pl.Trainer, optimizer: Optimizer) -> str | None:
+    """``momentum`` or ``betas`` when a :class:`ScheduledLR` cycles this optimizer's momentum."""
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if isinstance(scheduler, ScheduledLR) and scheduler.optimizer is optimizer:
+            return scheduler.momentum_key
+    return None
+
+
 class LRTrace(pl.Callback):
     """Logs, at step k, the LR that the k-th optimizer update (k from 0) uses.
 
     It runs just before each real optimizer step, so gradient-accumulation micro-batches and
-    skipped steps produce no point: a run with N updates has exactly the steps 0..N-1.
+    skipped steps produce no point: a run with N updates has exactly the steps 0..N-1. When
+    the schedule cycles momentum, the same point also holds ``momentum`` (SGD's momentum or
+    Adam's beta1; every param group gets the same value).
     """
 
     def __init__(self) -> None:
         self.keys: list[str] = []
+        self.momentum_key: str | None = None
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
@@ -33,7 +47,13 @@ class LRTrace(pl.Callback):
             return
         if not self.keys:
             self.keys = lr_keys(optimizer)
+            self.momentum_key = cycled_momentum_key(trainer, optimizer)
+        groups = optimizer.param_groups
         values: dict[str, Any] = {
-            key: group["lr"] for key, group in zip(self.keys, optimizer.param_groups, strict=True)
+            key: group["lr"] for key, group in zip(self.keys, groups, strict=True)
         }
+        if self.momentum_key == "betas":
+            values["momentum"] = groups[0]["betas"][0]
+        elif self.momentum_key == "momentum":
+            values["momentum"] = groups[0]["momentum"]
         trainer.logger.log_metrics(values, step=trainer.global_step)

@@ -7,9 +7,12 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from lrexp.errors import ConfigError, DataUnavailableError
+from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 
 
 def config_dir() -> Path:
@@ -23,7 +26,7 @@ def config_dir() -> Path:
 def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> None:
     from rich.console import Console
 
-    console = Console()
+    console = Console(soft_wrap=True)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/"))
     console.print(f"[bold green]done[/] {shown}")
     console.print(f"outputs: {cfg.paths.output_dir}")
@@ -39,15 +42,48 @@ def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
     from lrexp.train import train
 
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         result = train(cfg)
-    except (ConfigError, DataUnavailableError) as err:
+    except SIGTERMException:
+        print(
+            f"lrexp: stopped by SIGTERM; resume with: ckpt_path={cfg.paths.output_dir}"
+            "/checkpoints/last.ckpt (and the same overrides)",
+            file=sys.stderr,
+        )
+        sys.exit(143)
+    except (ConfigError, DataUnavailableError, DivergedError) as err:
         print(f"lrexp: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        if in_sweep:
+            return None  # the run is marked FAILED; the sweep's other jobs go on
+        sys.exit(2 if isinstance(err, ConfigError | DataUnavailableError) else 3)
+    except Exception as err:
+        if not in_sweep:
+            raise
+        print(f"lrexp: job failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return None
     report(cfg, result.run_id, result.metrics)
     return result.metrics.get("val/acc")
 
 
+#: Hydra flags that print information instead of running; they skip the preflight check.
+INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion")
+
+
+def preflight(args: list[str]) -> None:
+    """Reject bad overrides with one line (exit 2) before Hydra creates any output."""
+    if any(arg.split("=")[0] in INFO_FLAGS for arg in args):
+        return
+    from lrexp.preflight import check_overrides
+
+    try:
+        check_overrides(config_dir(), args)
+    except ConfigError as err:
+        print(f"lrexp: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
 def train_main() -> None:
     """``lrexp-train`` / ``python train.py``: Hydra app over ``conf/config.yaml``."""
+    preflight(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run_task)()

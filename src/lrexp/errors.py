@@ -11,3 +11,12 @@ class ConfigError(ValueError):
 
 class DataUnavailableError(RuntimeError):
     """A dataset's files are missing and cannot be downloaded."""
+
+
+class DivergedError(RuntimeError):
+    """The training loss became non-finite; training stops before the update."""
+
+    def __init__(self, step: int, lr: float, loss: float) -> None:
+        super().__init__(f"diverged: loss is {loss} at step {step} (lr {lr:.6g})")
+        self.step = step
+        self.lr = lr

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
@@ -44,6 +45,7 @@ class Classifier(pl.LightningModule):
         self.loss_sums: dict[str, Tensor] = {}
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
+        self.run_id: str | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -75,7 +77,15 @@ class Classifier(pl.LightningModule):
         return metrics
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        if not torch.isfinite(loss):
+            lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+            raise DivergedError(self.trainer.global_step, lr, float(loss.detach()))
+        return loss
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the MLflow run id so a resumed run continues the same MLflow run."""
+        checkpoint["lrexp_run_id"] = self.run_id
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

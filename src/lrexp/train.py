@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,17 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lrexp.callbacks import LRTrace
 from lrexp.data import DataSpec, TensorDataModule
+from lrexp.errors import ConfigError, DivergedError
+from lrexp.faults import CheckpointOnInterrupt
 from lrexp.models import build_model
 from lrexp.module import Classifier
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun, flatten, redact
+from lrexp.sweep import parent_run_id
 from lrexp.validate import validate
 
 
@@ -60,6 +65,10 @@ def start_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
     commit = git_commit(Path(cfg.paths.root_dir))
     if commit:
         tags["git_commit"] = commit
+    parent = parent_run_id()
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+        tags["sweep_id"] = parent
     run = TrackedRun(
         cfg.logger.tracking_uri,
         cfg.logger.experiment_name,
@@ -84,7 +93,8 @@ def build_trainer(
         auto_insert_metric_name=False,
         **OmegaConf.to_container(callbacks_cfg.checkpoint),  # type: ignore[arg-type]
     )
-    callbacks: list[pl.Callback] = [checkpoint, LRTrace()]
+    interrupt = CheckpointOnInterrupt(output_dir / "checkpoints" / "last.ckpt")
+    callbacks: list[pl.Callback] = [checkpoint, LRTrace(), interrupt]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
     if cfg.trainer.enable_model_summary:
@@ -99,13 +109,63 @@ def build_trainer(
     return trainer, checkpoint
 
 
+#: Lightning warnings that do not apply to lrexp's training path (we log once per epoch and
+#: per optimizer step ourselves, not through ``log_every_n_steps``).
+QUIET_WARNINGS = (
+    r"The number of training batches .* is smaller than the logging interval",
+    r".*isinstance\(treespec, LeafSpec\)",
+)
+
+
+def resume_from(cfg: DictConfig, output_dir: Path) -> Path | None:
+    """The checkpoint to resume: ``ckpt_path``, or with ``resume=auto`` this output dir's
+    ``checkpoints/last.ckpt`` when it exists."""
+    if cfg.ckpt_path:
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise ConfigError("ckpt_path", f"no checkpoint file at {path}")
+        return path
+    if cfg.get("resume") == "auto":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        return last if last.is_file() else None
+    return None
+
+
+def checkpoint_run_id(path: Path) -> str | None:
+    """The MLflow run id a checkpoint was written by (loaded with ``weights_only=True``)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    run_id = checkpoint.get("lrexp_run_id")
+    return str(run_id) if run_id else None
+
+
+def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedRun | None:
+    """Continue the checkpoint's MLflow run when resuming, else create a new one."""
+    if not cfg.logger.enabled:
+        return None
+    run_id = checkpoint_run_id(resume) if resume is not None else None
+    if run_id is None:
+        return start_run(cfg, output_dir)
+    run = TrackedRun(cfg.logger.tracking_uri, cfg.logger.experiment_name, run_name(cfg), {}, run_id=run_id)
+    run.reopen()
+    run.set_tags({"resumed_from": str(resume)})
+    return run
+
+
 def train(cfg: DictConfig) -> RunResult:
-    """Validate, load data, train, test on the best checkpoint, and record everything."""
+    """Validate, load data, train, test on the best checkpoint, and record everything.
+
+    The MLflow run ends FINISHED, FAILED (an exception; tagged ``diverged=true`` for a
+    non-finite loss) or KILLED (SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt``).
+    Buffered points are flushed in every case.
+    """
     validate(cfg)
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    resume = resume_from(cfg, output_dir)
     pl.seed_everything(int(cfg.seed), verbose=False)
 
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
@@ -118,17 +178,21 @@ def train(cfg: DictConfig) -> RunResult:
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
     )
 
-    run = start_run(cfg, output_dir) if cfg.logger.enabled else None
+    run = open_run(cfg, output_dir, resume)
     logger = BufferedMlflowLogger(run) if run is not None else None
+    module.run_id = run.run_id if run is not None else None
     trainer, checkpoint = build_trainer(cfg, output_dir, logger)
 
-    status = "FAILED"
+    status, tags = "FAILED", {}
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         best = "best" if checkpoint.best_model_path else None
-        trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
+        trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit):
+    except DivergedError:
+        tags["diverged"] = "true"
+        raise
+    except (KeyboardInterrupt, SystemExit, SIGTERMException):
         status = "KILLED"
         raise
     finally:
@@ -137,8 +201,10 @@ def train(cfg: DictConfig) -> RunResult:
             config_file = output_dir / "resolved_config.yaml"
             config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
             run.log_artifact(config_file)
-            if checkpoint.last_model_path:
-                run.set_tags({"checkpoint": checkpoint.last_model_path})
+            last = output_dir / "checkpoints" / "last.ckpt"
+            if last.is_file():
+                tags["checkpoint"] = str(last)
+            run.set_tags(tags)
             run.end(status)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return RunResult(metrics, run.run_id if run else None, output_dir, trainer.global_step)

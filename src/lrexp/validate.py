@@ -23,6 +23,9 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` (naming the key) for the first invalid setting."""
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
+    seed = container.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
     if dataset.get("name") not in SOURCES:
         raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCES)}")
     for key in ("batch_size", "eval_batch_size"):

@@ -33,6 +33,15 @@ class Schedule(ABC):
         """Steps after which the schedule holds its final value; None if it has no end."""
         return None
 
+    @property
+    def cycles_momentum(self) -> bool:
+        """Whether :meth:`momentum_at` drives the optimizer's momentum (beta1 for Adam)."""
+        return False
+
+    def momentum_at(self, step: int) -> float | None:
+        """Absolute momentum for the update that follows ``step`` updates; None: untouched."""
+        return None
+
     def observe(self, metrics: Mapping[str, float], step: int) -> None:  # noqa: B027
         """Receive validation metrics; only metric-driven families react."""
 

@@ -257,12 +257,17 @@ class CosineRestarts(Schedule):
         """Return (cycle index, steps into the cycle, cycle length) for ``step``."""
         if self.period_mult == 1:
             return step // self.period, float(step % self.period), float(self.period)
-        start, length, index = 0.0, float(self.period), 0
-        while step >= start + length:
-            start += length
-            length *= self.period_mult
+        mult, period = float(self.period_mult), float(self.period)
+        # closed form (as timm), then exact correction of the float log at cycle boundaries
+        index = int(math.log(step / period * (mult - 1) + 1, mult))
+        start = period * (mult**index - 1) / (mult - 1)
+        while index > 0 and step < start:
+            index -= 1
+            start = period * (mult**index - 1) / (mult - 1)
+        while step >= start + period * mult**index:
+            start += period * mult**index
             index += 1
-        return index, step - start, length
+        return index, step - start, period * mult**index
 
     def lr_at(self, step: int) -> float:
         index, position, length = self.cycle_at(step)
@@ -270,16 +275,41 @@ class CosineRestarts(Schedule):
         return self.min_factor + (peak - self.min_factor) * _half_cosine(position / length)
 
 
+def _check_momentum(cycle: object, base: object, peak: object) -> None:
+    """Validate the momentum-cycling keys shared by ``cyclic`` and ``onecycle``."""
+    require(
+        isinstance(cycle, bool), "cycle_momentum", f"must be true or false, got {cycle!r}"
+    )
+    for key, value in (("base_momentum", base), ("max_momentum", peak)):
+        require(
+            isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1,
+            key,
+            f"must be in [0, 1), got {value!r}",
+        )
+    require(
+        base <= peak,  # type: ignore[operator]
+        "base_momentum",
+        f"must be <= max_momentum ({peak!r}), got {base!r}",
+    )
+
+
 @register("cyclic")
 @dataclass
 class Cyclic(Schedule):
-    """PyTorch CyclicLR with base_lr = min_factor * lr and max_lr = lr."""
+    """PyTorch CyclicLR with base_lr = min_factor * lr and max_lr = lr.
+
+    With ``cycle_momentum`` the momentum (beta1 for Adam-type optimizers) cycles inversely,
+    from ``max_momentum`` at the cycle start to ``base_momentum`` at the peak, as CyclicLR.
+    """
 
     mode: str = "triangular"
     min_factor: float = 0.1
     step_size_up: int = 200
     step_size_down: int | None = None
     gamma: float = 1.0
+    cycle_momentum: bool = True
+    base_momentum: float = 0.8
+    max_momentum: float = 0.9
     durations = ("step_size_up", "step_size_down")
 
     def __post_init__(self) -> None:
@@ -290,38 +320,58 @@ class Cyclic(Schedule):
         if self.step_size_down is not None:
             require_step_count(self.step_size_down, "step_size_down")
         require_positive(self.gamma, "gamma")
+        _check_momentum(self.cycle_momentum, self.base_momentum, self.max_momentum)
 
     @property
     def cycle_length(self) -> int:
         down = self.step_size_up if self.step_size_down is None else self.step_size_down
         return self.step_size_up + down
 
-    def position(self, step: int) -> tuple[int, float]:
-        """Return (1-based cycle, height in [0, 1] within the cycle) as CyclicLR does."""
+    def position(self, step: int) -> tuple[float, float]:
+        """Return (height in [0, 1] within the cycle, amplitude scale) as CyclicLR does."""
         total = float(self.cycle_length)
         up_ratio = self.step_size_up / total
         cycle = math.floor(1 + step / total)
         x = 1.0 + step / total - cycle
         height = x / up_ratio if x <= up_ratio else (x - 1) / (up_ratio - 1)
-        return cycle, height
-
-    def lr_at(self, step: int) -> float:
-        cycle, height = self.position(step)
         if self.mode == "triangular":
             scale = 1.0
         elif self.mode == "triangular2":
             scale = 1 / (2.0 ** (cycle - 1))
         else:
             scale = self.gamma**step
+        return height, scale
+
+    def lr_at(self, step: int) -> float:
+        height, scale = self.position(step)
         return self.min_factor + (1.0 - self.min_factor) * height * scale
+
+    @property
+    def cycles_momentum(self) -> bool:
+        return self.cycle_momentum
+
+    def momentum_at(self, step: int) -> float | None:
+        if not self.cycle_momentum:
+            return None
+        height, scale = self.position(step)
+        return self.max_momentum - (self.max_momentum - self.base_momentum) * height * scale
+
+
+def _anneal(start: float, end: float, pct: float, shape: str) -> float:
+    """OneCycleLR's cosine or linear interpolation from ``start`` to ``end``."""
+    if shape == "cos":
+        return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+    return (end - start) * pct + start
 
 
 @register("onecycle")
 @dataclass
 class OneCycle(_Finite):
-    """PyTorch OneCycleLR with max_lr = lr and total_steps = T; holds its last value after T.
+    """PyTorch OneCycleLR with max_lr = lr and total_steps = T; holds its value at T-1 after.
 
-    Multipliers: start 1/div_factor, peak 1, end 1/(div_factor*final_div_factor).
+    Multipliers: start 1/div_factor, peak 1, end 1/(div_factor*final_div_factor). With
+    ``cycle_momentum`` the momentum (beta1 for Adam-type optimizers) goes max -> base -> max
+    (three_phase: max -> base -> max -> max), as OneCycleLR.
     """
 
     pct_start: float = 0.3
@@ -329,6 +379,9 @@ class OneCycle(_Finite):
     final_div_factor: float = 1e4
     anneal: str = "cos"
     three_phase: bool = False
+    cycle_momentum: bool = True
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -344,6 +397,17 @@ class OneCycle(_Finite):
             "anneal",
             f"must be one of cos, linear, got {self.anneal!r}",
         )
+        require(
+            isinstance(self.three_phase, bool),
+            "three_phase",
+            f"must be true or false, got {self.three_phase!r}",
+        )
+        require(
+            not self.three_phase or self.pct_start <= 0.5,
+            "pct_start",
+            f"must be <= 0.5 with three_phase (two phases of pct_start), got {self.pct_start}",
+        )
+        _check_momentum(self.cycle_momentum, self.base_momentum, self.max_momentum)
         if self.total is not None:
             require(
                 self.pct_start * self.total > 1,
@@ -351,33 +415,47 @@ class OneCycle(_Finite):
                 f"pct_start * total must exceed 1 step, got {self.pct_start} * {self.total}",
             )
 
-    def phases(self) -> list[tuple[float, float, float]]:
-        """(end step, start multiplier, end multiplier) for each phase, as OneCycleLR."""
-        assert self.total is not None
+    def phases(self) -> list[tuple[float, float, float, float, float]]:
+        """(end step, start/end multiplier, start/end momentum) per phase, as OneCycleLR."""
+        if self.total is None:
+            raise RuntimeError("schedule total is unbound; build it with build_schedule()")
         initial = 1.0 / self.div_factor
         final = initial / self.final_div_factor
         total, pct = self.total, self.pct_start
+        low, high = self.base_momentum, self.max_momentum
         if self.three_phase:
             return [
-                (pct * total - 1, initial, 1.0),
-                (2 * pct * total - 2, 1.0, initial),
-                (total - 1, initial, final),
+                (pct * total - 1, initial, 1.0, high, low),
+                (2 * pct * total - 2, 1.0, initial, low, high),
+                (total - 1, initial, final, high, high),
             ]
-        return [(pct * total - 1, initial, 1.0), (total - 1, 1.0, final)]
+        return [(pct * total - 1, initial, 1.0, high, low), (total - 1, 1.0, final, low, high)]
 
-    def lr_at(self, step: int) -> float:
-        self.progress(step)
+    def locate(self, step: int) -> tuple[tuple[float, float, float, float, float], float]:
+        """The phase of ``min(step, T - 1)`` and the fraction of it done (OneCycleLR's pct)."""
         phases = self.phases()
         step_f = float(min(step, phases[-1][0]))
         start_step = 0.0
-        for i, (end_step, start, end) in enumerate(phases):
+        for i, phase in enumerate(phases):
+            end_step = phase[0]
             if step_f <= end_step or i == len(phases) - 1:
-                pct = (step_f - start_step) / (end_step - start_step)
-                if self.anneal == "cos":
-                    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
-                return (end - start) * pct + start
+                return phase, (step_f - start_step) / (end_step - start_step)
             start_step = end_step
         raise AssertionError("unreachable: the last phase always matches")
+
+    def lr_at(self, step: int) -> float:
+        (_, start, end, _, _), pct = self.locate(step)
+        return _anneal(start, end, pct, self.anneal)
+
+    @property
+    def cycles_momentum(self) -> bool:
+        return self.cycle_momentum
+
+    def momentum_at(self, step: int) -> float | None:
+        if not self.cycle_momentum:
+            return None
+        (_, _, _, start, end), pct = self.locate(step)
+        return _anneal(start, end, pct, self.anneal)
 
 
 @register("wsd")

@@ -1,7 +1,9 @@
 """Build a bound schedule from the ``schedule`` config node.
 
 Everything about durations is resolved here, once: epochs to steps (``unit``), warmup steps or
-fraction, and ``total: null`` meaning the steps left after warmup.
+fraction, and ``total: null`` meaning the steps left after warmup. Epoch durations may be
+fractional; they are rounded to whole steps. Without data (``total_steps=None``) they are
+checked at a nominal :data:`NOMINAL_STEPS_PER_EPOCH`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lrexp.errors import ConfigError
-from lrexp.schedules.base import REGISTRY, Schedule, require
+from lrexp.schedules.base import REGISTRY, Schedule, require, require_step_count
 from lrexp.schedules.warmup import Warmup, check_warmup
 
 COMMON_KEYS = ("name", "interval", "frequency", "unit", "strict", "warmup")
 WARMUP_KEYS = ("steps", "frac", "start_factor", "shape")
+#: Steps per epoch used to validate ``unit=epoch`` durations before the data is known.
+NOMINAL_STEPS_PER_EPOCH = 1000
 
 
 def family_params(cls: type[Schedule]) -> list[str]:
@@ -32,24 +36,34 @@ def _to_steps(value: Any, steps_per_epoch: int) -> Any:
     return value
 
 
-def _warmup_steps(warmup: Mapping[str, Any], total_steps: int | None, per_unit: int) -> int:
+def _warmup_steps(
+    warmup: Mapping[str, Any], total_steps: int | None, per_unit: int
+) -> tuple[int, str]:
+    """Warmup length in optimizer steps, and the key it came from (for error messages)."""
     unknown = set(warmup) - set(WARMUP_KEYS)
     require(not unknown, f"warmup.{sorted(unknown)[0]}" if unknown else "", "unknown key")
     steps, frac = warmup.get("steps") or 0, warmup.get("frac")
     if frac is not None:
         require(steps == 0, "warmup.frac", "set either warmup.steps or warmup.frac, not both")
         require(
-            isinstance(frac, int | float) and 0 <= frac < 1,
+            isinstance(frac, int | float) and not isinstance(frac, bool) and 0 <= frac < 1,
             "warmup.frac",
             f"must be in [0, 1), got {frac!r}",
         )
-        return 0 if total_steps is None else round(frac * total_steps)
+        return (0 if total_steps is None else round(frac * total_steps)), "warmup.frac"
+    if per_unit == 1:
+        require(
+            isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0,
+            "warmup.steps",
+            f"must be an integer >= 0, got {steps!r}",
+        )
+        return int(steps), "warmup.steps"
     require(
-        isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0,
+        isinstance(steps, int | float) and not isinstance(steps, bool) and steps >= 0,
         "warmup.steps",
-        f"must be an integer >= 0, got {steps!r}",
+        f"must be a number of epochs >= 0, got {steps!r}",
     )
-    return int(steps) * per_unit
+    return round(steps * per_unit), "warmup.steps"
 
 
 def build_schedule(
@@ -73,7 +87,23 @@ def build_schedule(
     require(
         interval in ("step", "epoch"), "interval", f"must be one of step, epoch, got {interval!r}"
     )
-    per_unit = (steps_per_epoch or 1) if unit == "epoch" else 1
+    frequency = cfg.get("frequency", 1)
+    require(
+        isinstance(frequency, int) and not isinstance(frequency, bool) and frequency >= 1,
+        "frequency",
+        f"must be an integer >= 1, got {frequency!r}",
+    )
+    strict = cfg.get("strict", False)
+    require(isinstance(strict, bool), "strict", f"must be true or false, got {strict!r}")
+    per_unit = 1
+    if unit == "epoch":
+        require(
+            steps_per_epoch is not None or total_steps is None,
+            "unit",
+            "unit=epoch needs the run's steps per epoch to convert durations",
+        )
+        per_unit = steps_per_epoch or NOMINAL_STEPS_PER_EPOCH
+        require_step_count(per_unit, "unit")
 
     params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
     allowed = family_params(cls)
@@ -83,20 +113,22 @@ def build_schedule(
                 f"schedule.{key}",
                 f"unknown key for schedule {name}; allowed: {', '.join(allowed) or 'none'}",
             )
-    if per_unit != 1:
+    converted: list[str] = []
+    if unit == "epoch":
         for key in cls.durations:
             if params.get(key) is not None:
                 params[key] = _to_steps(params[key], per_unit)
+                converted.append(key)
 
     warmup_cfg = dict(cfg.get("warmup") or {})
-    warmup = _warmup_steps(warmup_cfg, total_steps, per_unit)
+    warmup, warmup_key = _warmup_steps(warmup_cfg, total_steps, per_unit)
     start_factor = warmup_cfg.get("start_factor", 0.1)
     shape = warmup_cfg.get("shape", "linear")
     check_warmup(warmup, start_factor, shape)
     if total_steps is not None:
         require(
             warmup < total_steps,
-            "warmup.steps",
+            warmup_key,
             f"warmup of {warmup} steps must be shorter than the run ({total_steps} steps)",
         )
         if "total" in allowed and params.get("total") is None:
@@ -108,10 +140,18 @@ def build_schedule(
         schedule: Schedule = cls(**params)
     except TypeError as err:
         raise ConfigError(f"schedule.{name}", str(err)) from None
+    except ConfigError as err:
+        field_name = err.key.removeprefix("schedule.").split("[")[0]
+        if field_name in converted:
+            message = str(err).removeprefix(f"{err.key}: ")
+            raise ConfigError(
+                err.key, f"{message} (after converting epochs at {per_unit} steps per epoch)"
+            ) from None
+        raise
     if warmup > 0:
         schedule = Warmup(schedule, warmup, float(start_factor), shape)
     if total_steps is not None:
-        check_length(schedule, total_steps, bool(cfg.get("strict", False)))
+        check_length(schedule, total_steps, strict)
     return schedule
 
 

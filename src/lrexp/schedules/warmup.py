@@ -41,7 +41,11 @@ def warmup_factor(step: int, steps: int, start_factor: float, shape: str) -> flo
 
 
 class Warmup(Schedule):
-    """Warmup for ``steps`` steps, then ``inner`` on its local step t - steps."""
+    """Warmup for ``steps`` steps, then ``inner`` on its local step t - steps.
+
+    A momentum-cycling ``inner`` keeps its step-0 momentum (``max_momentum`` for onecycle and
+    cyclic) during the warmup, so momentum is continuous where the inner schedule starts.
+    """
 
     def __init__(self, inner: Schedule, steps: int, start_factor: float, shape: str) -> None:
         check_warmup(steps, start_factor, shape)
@@ -60,6 +64,13 @@ class Warmup(Schedule):
         if step < self.steps:
             return warmup_factor(step, self.steps, self.start_factor, self.shape)
         return self.inner.lr_at(step - self.steps)
+
+    @property
+    def cycles_momentum(self) -> bool:
+        return self.inner.cycles_momentum
+
+    def momentum_at(self, step: int) -> float | None:
+        return self.inner.momentum_at(max(step - self.steps, 0))
 
     def observe(self, metrics: Mapping[str, float], step: int) -> None:
         self.inner.observe(metrics, max(step - self.steps, 0))

@@ -44,8 +44,10 @@ class BufferedMlflowLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
+        step = step or 0
         for key, value in metrics.items():
-            self.buffer.append(Metric(key, float(value), now, step or 0))
+            if step > self.run.logged_until.get(key, -1):
+                self.buffer.append(Metric(key, float(value), now, step))
         if len(self.buffer) >= METRICS_PER_BATCH:
             self.flush()
 

@@ -79,8 +79,18 @@ class TrackedRun:
             )
             run_id = run.info.run_id
         self.run_id: str = run_id
+        #: metric key -> last step already in the store (a resumed run skips those steps)
+        self.logged_until: dict[str, int] = {}
         self.experiment_name = experiment_name
         self.run_name = run_name
+
+    def reopen(self) -> None:
+        """Mark a resumed run RUNNING again and note the last step logged for each metric."""
+        run = retry_locked(lambda: self.client.get_run(self.run_id))
+        for key in run.data.metrics:
+            history = retry_locked(lambda key=key: self.client.get_metric_history(self.run_id, key))
+            self.logged_until[key] = max(m.step for m in history)
+        retry_locked(lambda: self.client.update_run(self.run_id, status="RUNNING"))
 
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]

@@ -1,0 +1,63 @@
+"""Check command-line overrides before Hydra starts, so mistakes cost one clear line.
+
+Hydra reports unknown options and keys as multi-line messages after creating output
+directories; this check composes the config the same way first and reports the first problem
+as ``lrexp: error: <key>: <what is allowed>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from lrexp.errors import ConfigError
+from lrexp.validate import validate
+
+
+def _options(config_dir: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (config_dir / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` for the first override that cannot work.
+
+    Sweeps (``a,b,c``) are checked option by option for config groups; the config is then
+    composed and validated with the first value of every sweep.
+    """
+    user_args = [a for a in args if not a.startswith("-") and "=" in a]
+    try:
+        parsed = OverridesParser.create().parse_overrides(user_args)
+    except HydraException as err:
+        raise ConfigError("overrides", str(err).splitlines()[0]) from None
+    first_values: list[str] = []
+    for raw, override in zip(user_args, parsed, strict=True):
+        if override.is_hydra_override():
+            continue
+        if not override.is_sweep_override():
+            values, first = [override.get_value_element_as_str()], raw
+        elif override.is_discrete_sweep():
+            values = list(override.sweep_string_iterator())
+            first = f"{override.get_key_element()}={values[0]}"
+        else:
+            continue  # a range or interval for a search sweeper; checked per job
+        group = override.get_key_element().lstrip("+~")
+        if (config_dir / group).is_dir():
+            choices = _options(config_dir, group)
+            for value in values:
+                if value not in choices:
+                    raise ConfigError(group, f"no option {value!r}; choose one of {', '.join(choices)}")
+        first_values.append(first)
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            # paths come from Hydra's runtime, which does not exist yet; they are not validated
+            placeholders = ["paths.root_dir=.", "paths.output_dir=."]
+            cfg = compose("config", overrides=placeholders + first_values)
+    except (HydraException, OmegaConfBaseException) as err:
+        message = str(err).splitlines()[0]
+        raise ConfigError("overrides", message) from None
+    validate(cfg)

@@ -1,0 +1,77 @@
+"""Hydra multirun = one MLflow parent run with every job as its child.
+
+The Hydra callback creates the parent run (and thereby creates and migrates the SQLite store)
+before any job starts, and records its id in the sweep directory, where jobs launched by any
+launcher (basic, joblib, submitit) find it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+PARENT_FILE = ".lrexp_parent_run_id"
+
+
+def parent_run_id() -> str | None:
+    """The sweep's parent run id when called inside a multirun job, else None."""
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    marker = Path(hydra_cfg.sweep.dir) / PARENT_FILE
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+class SweepTracker(Callback):
+    """Creates the parent run at multirun start; compares the children at multirun end."""
+
+    def __init__(self) -> None:
+        self.run: Any = None
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # lets ${hydra:...} paths resolve here
+        if not config.logger.get("enabled", False):
+            return
+        from lrexp.tracking.store import TrackedRun
+
+        self.sweep_dir = Path(config.hydra.sweep.dir)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        overrides = list(config.hydra.overrides.task)
+        self.run = TrackedRun(
+            config.logger.tracking_uri,
+            config.logger.experiment_name,
+            f"sweep-{self.sweep_dir.name}",
+            {"sweep": "parent", "sweep_dir": str(self.sweep_dir)},
+            artifact_location=config.logger.get("artifact_location"),
+        )
+        self.run.log_params({"overrides": " ".join(overrides) or "(none)"})
+        (self.sweep_dir / PARENT_FILE).write_text(self.run.run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.run is None or self.sweep_dir is None:
+            return
+        status = "FINISHED"
+        try:
+            from lrexp.compare import compare
+
+            out_dir = self.sweep_dir / "comparison"
+            compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)
+            for path in sorted(out_dir.iterdir()):
+                self.run.log_artifact(path)
+            print(f"sweep comparison: {out_dir}", file=sys.stderr)
+        except Exception as err:
+            status = "FAILED"
+            print(f"lrexp: sweep comparison failed: {err}", file=sys.stderr)
+        finally:
+            self.run.end(status)
+
