@@ -7,10 +7,11 @@ Run with ``-s`` to print the largest relative error observed against each refere
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch.optim import lr_scheduler as torch_sched
 from lrexp.callbacks import LRTrace
 from lrexp.errors import ConfigError
 from lrexp.schedules import REGISTRY, Schedule, Warmup, build_schedule
+from lrexp.schedules.closed_form import OneCycle
 from lrexp.schedules.lr_scheduler import ScheduledLR, momentum_key
 
 LR = 0.1
@@ -122,7 +124,9 @@ def test_multistep_matches_multisteplr() -> None:
 @pytest.mark.parametrize("gamma", [0.97, 0.5, 1.02])
 def test_exponential_matches_exponentiallr(gamma: float) -> None:
     schedule = build("exponential", gamma=gamma)
-    compare("exponential vs ExponentialLR", schedule, lambda o: torch_sched.ExponentialLR(o, gamma), 150)
+    compare(
+        "exponential vs ExponentialLR", schedule, lambda o: torch_sched.ExponentialLR(o, gamma), 150
+    )
 
 
 @pytest.mark.parametrize("end_factor", [0.0, 0.01, 0.5, 1.0])
@@ -153,7 +157,7 @@ def test_polynomial_matches_polynomiallr(power: float) -> None:
 @pytest.mark.parametrize(("total", "min_factor"), [(1, 0.0), (37, 0.0), (100, 0.05), (64, 1.0)])
 def test_cosine_matches_cosineannealinglr_then_holds(total: int, min_factor: float) -> None:
     schedule = build("cosine", total=total, min_factor=min_factor)
-    ours, ref = compare(
+    ours, _ = compare(
         "cosine vs CosineAnnealingLR (t <= T_max)",
         schedule,
         lambda o: torch_sched.CosineAnnealingLR(o, T_max=total, eta_min=min_factor * LR),
@@ -164,10 +168,12 @@ def test_cosine_matches_cosineannealinglr_then_holds(total: int, min_factor: flo
     if min_factor < 1:  # torch's rises again after T_max
         opt = make_optimizer()
         ref_sched = torch_sched.CosineAnnealingLR(opt, T_max=total, eta_min=min_factor * LR)
-        for _ in range(total + 2):
+        torch_after = []
+        for _ in range(2 * total):
             opt.step()
             ref_sched.step()
-        assert opt.param_groups[0]["lr"] > ours[-1]
+            torch_after.append(opt.param_groups[0]["lr"])
+        assert max(torch_after[total:]) > ours[-1]
 
 
 @pytest.mark.parametrize("period_mult", [1, 2, 3])
@@ -195,7 +201,7 @@ CYCLIC_CASES = [
 @pytest.mark.parametrize(("mode", "up", "down", "gamma"), CYCLIC_CASES)
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_cyclic_matches_cycliclr_with_momentum(
-    mode: str, up: int, down: int | None, gamma: float, kind: str
+    mode: Any, up: int, down: int | None, gamma: float, kind: str
 ) -> None:
     schedule = build(
         "cyclic", mode=mode, min_factor=0.2, step_size_up=up, step_size_down=down, gamma=gamma
@@ -243,7 +249,7 @@ ONECYCLE_CASES = [
 @pytest.mark.parametrize(("anneal", "three_phase", "pct", "div", "final_div"), ONECYCLE_CASES)
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_onecycle_matches_onecyclelr_with_momentum(
-    anneal: str, three_phase: bool, pct: float, div: float, final_div: float, kind: str
+    anneal: Any, three_phase: bool, pct: float, div: float, final_div: float, kind: str
 ) -> None:
     total = 97
     schedule = build(
@@ -330,15 +336,15 @@ def metric_sequence(mode: str, seed: int, n: int = 80) -> list[float]:
 )
 def test_plateau_matches_reducelronplateau(
     monitor: str,
-    mode: str,
-    threshold_mode: str,
+    mode: Any,
+    threshold_mode: Any,
     threshold: float,
     patience: int,
     cooldown: int,
     min_lr: float,
     factor: float,
 ) -> None:
-    params = {
+    params: dict[str, Any] = {
         "monitor": monitor,
         "mode": mode,
         "threshold_mode": threshold_mode,
@@ -360,8 +366,9 @@ def test_plateau_matches_reducelronplateau(
         cooldown=cooldown,
         min_lr=min_lr,
     )
-    errs, seen = [], set()
-    for value in metric_sequence(mode, seed=len(seen) + patience):
+    errs: list[float] = []
+    seen: set[float] = set()
+    for value in metric_sequence(mode, seed=patience + 10 * cooldown):
         for _ in range(3):  # the LR holds between validations
             ours_opt.step()
             ours.step()
@@ -379,9 +386,10 @@ def test_plateau_matches_reducelronplateau(
 
 def test_plateau_ignores_a_validation_without_the_monitor() -> None:
     opt = make_optimizer()
-    scheduler = ScheduledLR(opt, build("plateau", total=100, patience=0))
+    scheduler = ScheduledLR(opt, build("plateau", total=100, patience=0, factor=0.5))
     scheduler.observe({"val/loss": 1.0})
-    scheduler.observe({"val/acc": 0.5})
+    scheduler.observe({"val/acc": 0.5})  # no val/loss: not a bad epoch
+    assert opt.param_groups[0]["lr"] == LR
     scheduler.observe({"val/loss": 1.0})
     assert opt.param_groups[0]["lr"] == pytest.approx(LR * 0.5)
 
@@ -442,7 +450,7 @@ def test_warmup_shapes_and_momentum_against_formulas(shape: str) -> None:
     assert schedule.lr_at(warm) == inner.lr_at(0)
 
 
-# ------------------------------------------------------------------ formula (Keras/optax) references
+# ----------------------------------------------------------------- formula (Keras/optax) references
 
 
 def test_piecewise_constant_switches_at_the_boundary() -> None:
@@ -539,7 +547,12 @@ def test_adaptive_step_scripted() -> None:
     scheduler = ScheduledLR(
         opt,
         build(
-            "adaptive_step", step_size=10, gamma=0.5, shrink=0.5, grow=2.0, min_period=4,
+            "adaptive_step",
+            step_size=10,
+            gamma=0.5,
+            shrink=0.5,
+            grow=2.0,
+            min_period=4,
             max_period=40,
         ),
     )
@@ -576,9 +589,7 @@ unit = st.floats(min_value=0.0, max_value=1.0)
 positive_unit = st.floats(min_value=0.01, max_value=1.0)
 FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "constant": st.fixed_dictionaries({}),
-    "step": st.fixed_dictionaries(
-        {"step_size": st.integers(1, 50), "gamma": st.floats(0.5, 1.0)}
-    ),
+    "step": st.fixed_dictionaries({"step_size": st.integers(1, 50), "gamma": st.floats(0.5, 1.0)}),
     "multistep": st.fixed_dictionaries(
         {
             "milestones": st.lists(st.integers(1, 400), max_size=4, unique=True).map(sorted),
@@ -596,7 +607,11 @@ FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         )
     ),
     "exponential": st.fixed_dictionaries(
-        {"gamma": st.floats(0.5, 1.0), "decay_steps": st.integers(1, 50), "staircase": st.booleans()}
+        {
+            "gamma": st.floats(0.5, 1.0),
+            "decay_steps": st.integers(1, 50),
+            "staircase": st.booleans(),
+        }
     ),
     "inverse_time": st.fixed_dictionaries(
         {
@@ -613,7 +628,7 @@ FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "period": st.integers(1, 60),
             "period_mult": st.sampled_from([1, 2, 3, 1.5]),
             "min_factor": unit,
-            "cycle_decay": positive_unit,
+            "cycle_decay": st.floats(0.5, 1.0),  # 0.5**400 cycles still > 0 in floats
         }
     ),
     "cyclic": st.fixed_dictionaries(
@@ -627,7 +642,7 @@ FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "onecycle": st.fixed_dictionaries(
         {
-            "pct_start": st.floats(0.1, 0.5),
+            "pct_start": st.floats(0.15, 0.5),  # pct * (run - warmup) > 1 step
             "div_factor": st.floats(1.5, 100.0),
             "final_div_factor": st.floats(1.0, 1e4),
             "anneal": st.sampled_from(["cos", "linear"]),
@@ -675,7 +690,7 @@ def test_bounds(case: tuple) -> None:
     name, params, cfg, run = case
     schedule = build_schedule(cfg, run)
     length = schedule.length
-    upper = max(params.get("values", [1.0]) + [1.0])
+    upper = max([*params.get("values", []), 1.0])
     for t in range(run + 50):
         value = schedule.lr_at(t)
         assert 0.0 <= value <= upper * (1 + 1e-12), (t, value)
@@ -692,7 +707,7 @@ def test_monotone_non_increasing_after_warmup(case: tuple) -> None:
     schedule = build_schedule(cfg, run)
     warm = cfg["warmup"]["steps"]
     values = [schedule.lr_at(t) for t in range(warm, run + 50)]
-    for t, (a, b) in enumerate(zip(values, values[1:], strict=False)):
+    for t, (a, b) in enumerate(itertools.pairwise(values)):
         assert b <= a * (1 + 1e-12), (warm + t, a, b)
 
 
@@ -710,12 +725,10 @@ def test_warmup_is_continuous_into_the_schedule(case: tuple) -> None:
     assert schedule.lr_at(0) == pytest.approx(start, rel=1e-12)
     assert schedule.lr_at(warm) == schedule.inner.lr_at(0)
     ramp = [schedule.lr_at(t) for t in range(warm)]
-    assert all(b >= a * (1 - 1e-12) for a, b in zip(ramp, ramp[1:], strict=False))
+    assert all(b >= a * (1 - 1e-12) for a, b in itertools.pairwise(ramp))
     assert all(start * (1 - 1e-12) <= v <= 1.0 for v in ramp)
     if schedule.cycles_momentum:
-        assert {schedule.momentum_at(t) for t in range(warm + 1)} == {
-            schedule.inner.momentum_at(0)
-        }
+        assert {schedule.momentum_at(t) for t in range(warm + 1)} == {schedule.inner.momentum_at(0)}
 
 
 @PROPERTY
@@ -727,7 +740,9 @@ def test_finite_families_hold_after_their_end(case: tuple) -> None:
     final = schedule.lr_at(run)
     assert all(schedule.lr_at(t) == final for t in range(run, run + 60))
     if schedule.cycles_momentum:
-        assert all(schedule.momentum_at(t) == schedule.momentum_at(run) for t in range(run, run + 9))
+        assert all(
+            schedule.momentum_at(t) == schedule.momentum_at(run) for t in range(run, run + 9)
+        )
 
 
 @PROPERTY
@@ -737,11 +752,17 @@ def test_momentum_moves_inversely_to_the_lr(case: tuple) -> None:
     schedule = build_schedule(cfg, run)
     low, high = (0.85, 0.95) if name == "onecycle" else (0.8, 0.9)
     warm = cfg["warmup"]["steps"]
-    points = [(schedule.lr_at(t), schedule.momentum_at(t)) for t in range(warm, run)]
-    for lr, momentum in points:
+    inner = schedule.inner if isinstance(schedule, Warmup) else schedule
+
+    def phase(t: int) -> Any:  # cyclic: one formula; onecycle: compare within a phase only
+        return inner.locate(t - warm)[0] if isinstance(inner, OneCycle) else None
+
+    points = [(schedule.lr_at(t), schedule.momentum_at(t), phase(t)) for t in range(warm, run + 5)]
+    for _, momentum, _ in points:
         assert momentum is not None and low - 1e-12 <= momentum <= high + 1e-12
-    peak = max(points)[1]  # the momentum at the highest LR is the lowest
-    assert peak == pytest.approx(min(m for _, m in points), abs=1e-12)
+    for (lr0, m0, p0), (lr1, m1, p1) in itertools.pairwise(points):
+        if p0 == p1:
+            assert (lr1 - lr0) * (m1 - m0) <= 1e-15, (lr0, lr1, m0, m1)  # type: ignore[operator]
 
 
 # ------------------------------------------------------------------------------- validation
@@ -800,7 +821,9 @@ INVALID = [
 
 
 @pytest.mark.parametrize(("cfg", "total", "key"), INVALID)
-def test_invalid_parameters_name_their_key(cfg: dict[str, Any], total: int | None, key: str) -> None:
+def test_invalid_parameters_name_their_key(
+    cfg: dict[str, Any], total: int | None, key: str
+) -> None:
     with pytest.raises(ConfigError) as err:
         build_schedule(cfg, total)
     assert err.value.key == key
@@ -812,7 +835,7 @@ def test_every_shipped_config_validates() -> None:
     from omegaconf import OmegaConf
 
     for path in sorted((CONF / "schedule").glob("*.yaml")):
-        cfg = OmegaConf.to_container(OmegaConf.load(path))
+        cfg: Any = OmegaConf.to_container(OmegaConf.load(path))
         assert isinstance(cfg, dict)
         build_schedule(cfg, None)
         with warnings.catch_warnings():
@@ -841,7 +864,9 @@ def test_unit_epoch_converts_every_duration() -> None:
 
 def test_unit_epoch_errors_name_the_key() -> None:
     with pytest.raises(ConfigError) as err:  # rounds to 0 steps
-        build_schedule({"name": "step", "unit": "epoch", "step_size": 0.01}, 100, steps_per_epoch=10)
+        build_schedule(
+            {"name": "step", "unit": "epoch", "step_size": 0.01}, 100, steps_per_epoch=10
+        )
     assert err.value.key == "schedule.step_size"
     assert "10 steps per epoch" in str(err.value)
     with pytest.raises(ConfigError) as err:  # no steps per epoch to convert with
@@ -885,7 +910,7 @@ def test_interval_epoch_holds_the_epoch_start_value(name: str) -> None:
 
 
 def _drive(
-    scheduler: ScheduledLR, opt: torch.optim.Optimizer, script: list[tuple[int, float | None]]
+    scheduler: ScheduledLR, opt: torch.optim.Optimizer, script: Sequence[tuple[int, float | None]]
 ) -> list[tuple[float, float | None]]:
     """Run (steps, then an optional val/loss) chunks; return (lr, momentum) after each."""
     out: list[tuple[float, float | None]] = []
@@ -909,9 +934,7 @@ STATE_CASES = [
 
 
 @pytest.mark.parametrize(("name", "params", "warm"), STATE_CASES)
-def test_state_round_trips_through_torch_save(
-    name: str, params: dict[str, Any], warm: int
-) -> None:
+def test_state_round_trips_through_torch_save(name: str, params: dict[str, Any], warm: int) -> None:
     cfg = {"name": name, "warmup": {"steps": warm}, **params}
     first = [(5, 1.0), (5, 0.9), (5, 0.95), (5, 0.97), (3, 0.99)]
     rest = [(4, 0.5), (4, 0.6), (4, 0.7), (4, 0.4), (4, None)]
@@ -976,10 +999,13 @@ class _Tiny(pl.LightningModule):
             opt: torch.optim.Optimizer = torch.optim.Adam(self.parameters(), lr=LR)
         else:
             opt = torch.optim.SGD(self.parameters(), lr=LR)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": ScheduledLR(opt, self.schedule)}}
+        scheduler = ScheduledLR(opt, self.schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
-@pytest.mark.parametrize(("name", "optimizer"), [("onecycle", "adam"), ("cyclic", "sgd"), ("cosine", "sgd")])
+@pytest.mark.parametrize(
+    ("name", "optimizer"), [("onecycle", "adam"), ("cyclic", "sgd"), ("cosine", "sgd")]
+)
 def test_lrtrace_logs_momentum_at_the_lr_step(name: str, optimizer: str, tmp_path: Any) -> None:
     steps = 24
     schedule = build(name, total=steps) if name != "cyclic" else build(name, step_size_up=5)

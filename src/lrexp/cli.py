@@ -10,7 +10,6 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 
@@ -40,6 +39,8 @@ def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> No
 
 def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
     from lrexp.train import train
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN

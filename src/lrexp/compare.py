@@ -8,7 +8,8 @@ Configurations
     Runs whose params differ only in the seed form one configuration. Ignored when telling
     configurations apart: ``seed``, params ending in ``seed`` that equal ``seed`` in every
     selected run (``dataset.shuffle_seed: ${seed}``), and bookkeeping params (``paths.*``,
-    ``logger.*``, ``dataset.data_dir``, ``ckpt_path``, progress bar / model summary settings).
+    ``logger.*``, ``dataset.data_dir``, ``ckpt_path``, ``resume``, progress bar and model
+    summary settings).
     When one configuration and seed was run several times, only the latest FINISHED run (else
     the latest run) counts; summary.md says how many were left out. ``--group-by KEY`` (a param
     such as ``schedule.name`` or a tag such as ``schedule``) aggregates over everything else.
@@ -16,13 +17,16 @@ Configurations
 Numbers
     Per run: final and best ``val/acc`` (and the step of the best), final ``val/loss``,
     ``test/acc``, ``test/loss`` and ms per optimizer step = (end_time - start_time) / number of
-    logged LR steps. Per configuration: mean and sample std (ddof=1) over the runs that logged
+    logged LR steps (a run resumed into the same MLflow run also counts the time between
+    its attempts). Per configuration: mean and sample std (ddof=1) over the runs that logged
     the metric. The status is the run status, or ``diverged`` for a run tagged ``diverged=true``.
 
 Reading histories
-    Full ``lr``/``lr/<group>``, ``val/acc`` and ``val/loss`` histories are read with one SQL
-    query per 500 runs on SQL stores (``sqlite``, ``postgresql``, ``mysql``, ``mssql`` URIs;
-    MLflow's ``metrics`` table), else with ``MlflowClient.get_metric_history`` in threads.
+    Full ``lr``/``lr/<group>``, ``val/acc`` and ``val/loss`` histories come straight from the
+    ``metrics`` table of ``sqlite://`` stores (read-only, one indexed query per run and key);
+    other stores, or a SQLite file whose schema surprises us, go through
+    ``MlflowClient.get_metric_history`` in 8 threads. Measured on 50 runs x 10k ``lr`` points:
+    under a second direct, 20-40 s through the client.
 """
 
 from __future__ import annotations
@@ -48,13 +52,13 @@ Point = tuple[int, float]
 History = dict[str, list[Point]]
 
 PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "sweep"  # lrexp.sweep tags its parent runs sweep=parent
 VAL_KEYS = ("val/acc", "val/loss")
-SQL_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
-RUN_IDS_PER_QUERY = 500
 IGNORED_PREFIXES = ("paths.", "logger.", "callbacks.progress_bar.", "callbacks.model_summary.")
 IGNORED_PARAMS = {
     "seed",
     "ckpt_path",
+    "resume",
     "dataset.data_dir",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
@@ -86,18 +90,39 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def open_client(tracking_uri: str) -> MlflowClient:
-    """An ``MlflowClient`` for an existing store; never creates a new SQLite database."""
+    """An ``MlflowClient`` for an existing store; never creates or migrates a SQLite file."""
     database = sqlite_path(tracking_uri)
-    if database is not None and not database.is_file():
-        raise CompareError(f"no MLflow database at {database} (from {tracking_uri})")
+    if database is not None:
+        if not database.is_file():
+            raise CompareError(f"no MLflow database at {database} (from {tracking_uri})")
+        if not has_mlflow_tables(database):
+            raise CompareError(f"{database} is not an MLflow tracking database")
     from mlflow.tracking import MlflowClient
 
     try:
         client = MlflowClient(tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as err:
-        raise CompareError(f"cannot read the MLflow store at {tracking_uri}: {first_line(err)}")
+        message = first_line(err)
+        if "Max retries exceeded" in message or "Failed to establish" in message:
+            message = "the tracking server does not answer"
+        raise CompareError(f"cannot read the MLflow store at {tracking_uri}: {message}") from err
     return client
+
+
+def has_mlflow_tables(database: Path) -> bool:
+    """Whether a SQLite file holds MLflow's ``experiments``, ``runs`` and ``metrics`` tables."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return {"experiments", "runs", "metrics"} <= {name for (name,) in rows}
 
 
 def first_line(err: BaseException) -> str:
@@ -119,14 +144,12 @@ def paged(fetch: Callable[[str | None], Any]) -> list[Any]:
 
 def search(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> list[Run]:
     def fetch(token: str | None) -> Any:
-        return client.search_runs(
-            experiment_ids, filter_string, max_results=1000, page_token=token
-        )
+        return client.search_runs(experiment_ids, filter_string, max_results=1000, page_token=token)
 
     try:
         return paged(fetch)
     except Exception as err:
-        raise CompareError(f"search failed: {first_line(err)}")
+        raise CompareError(f"search failed: {first_line(err)}") from err
 
 
 def select_runs(
@@ -139,8 +162,8 @@ def select_runs(
     """The runs to compare and a phrase describing the selection.
 
     ``experiment`` and ``parent`` exclude each other; ``filter_string`` alone searches every
-    active experiment, and with one of them narrows it. Runs that are the parent of another
-    selected run (sweep parents) are left out.
+    active experiment, and with one of them narrows it. Sweep parents (runs tagged
+    ``sweep=parent`` or the parent of another selected run) are left out.
     """
     if experiment is not None and parent is not None:
         raise CompareError("give either an experiment or a parent run, not both")
@@ -179,51 +202,54 @@ def select_runs(
     if filter_string:
         what += f" matching {filter_string!r}"
     parents = {r.data.tags.get(PARENT_TAG) for r in runs}
-    runs = [r for r in runs if r.info.run_id not in parents]
+    runs = [
+        r for r in runs if r.info.run_id not in parents and r.data.tags.get(SWEEP_TAG) != "parent"
+    ]
     if not runs:
         raise CompareError(f"no runs in {what}")
     return runs, what
 
 
-def sql_histories(
-    tracking_uri: str, run_ids: Sequence[str], keys: Sequence[str]
+def sqlite_histories(
+    database: Path, run_ids: Sequence[str], keys: Sequence[str]
 ) -> dict[str, History]:
-    """Every point of ``keys`` for ``run_ids`` from MLflow's ``metrics`` table, step order."""
-    import sqlalchemy as sa
-    from sqlalchemy.pool import NullPool
+    """Every point of ``keys`` for ``run_ids``, in step order, read straight from the
+    ``metrics`` table of an MLflow SQLite file (read-only connection).
 
-    metrics = sa.table(
-        "metrics",
-        sa.column("run_uuid"),
-        sa.column("key"),
-        sa.column("step"),
-        sa.column("timestamp"),
-        sa.column("value"),
-        sa.column("is_nan"),
-    )
-    c = metrics.c
-    out: dict[str, History] = {run_id: defaultdict(list) for run_id in run_ids}
-    engine = sa.create_engine(tracking_uri, poolclass=NullPool)
+    One query per (run, key) over MLflow's ``(run_uuid, key, step)`` index, returning only step
+    and value: Python's per-row cost dominates, and a single ``IN`` query that also returns the
+    run id and key of every row measured about twice as slow. ``ORDER BY step`` also steers
+    SQLite to that index (without it, it scans the primary key of every run's rows: ~8x slower).
+    LR keys are not tie-broken by timestamp (a second LR value at one step changes nothing
+    here); the few validation points are, so the last value is the last one logged.
+    """
+    import sqlite3
+
+    select = "SELECT step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
+    by_step = select + "ORDER BY step"
+    by_step_time = select + "ORDER BY step, timestamp"
+    out: dict[str, History] = {}
+    con = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
-        with engine.connect() as conn:
-            for start in range(0, len(run_ids), RUN_IDS_PER_QUERY):
-                part = list(run_ids[start : start + RUN_IDS_PER_QUERY])
-                query = (
-                    sa.select(c.run_uuid, c.key, c.step, c.value, c.is_nan)
-                    .where(c.run_uuid.in_(part), c.key.in_(list(keys)))
-                    .order_by(c.run_uuid, c.key, c.step, c.timestamp)
-                )
-                for run_id, key, step, value, is_nan in conn.execute(query):
-                    out[run_id][key].append((int(step), math.nan if is_nan else float(value)))
+        for run_id in run_ids:
+            history: History = {}
+            for key in keys:
+                query = by_step if is_lr_key(key) else by_step_time
+                rows = con.execute(query, (run_id, key)).fetchall()
+                if rows:
+                    history[key] = [
+                        (step, math.nan if is_nan else value) for step, value, is_nan in rows
+                    ]
+            out[run_id] = history
     finally:
-        engine.dispose()
-    return {run_id: dict(h) for run_id, h in out.items()}
+        con.close()
+    return out
 
 
 def client_histories(
     client: MlflowClient, run_ids: Sequence[str], keys: Sequence[str], workers: int = 8
 ) -> dict[str, History]:
-    """The same as :func:`sql_histories` through ``get_metric_history`` (any store)."""
+    """The same as :func:`sqlite_histories` through ``get_metric_history`` (any store)."""
 
     def one(run_id: str, key: str) -> tuple[str, str, list[Point]]:
         history = client.get_metric_history(run_id, key)
@@ -246,21 +272,21 @@ def read_histories(
     keys: Sequence[str],
     bulk: bool = True,
 ) -> dict[str, History]:
-    """Full histories of ``keys``: bulk SQL on SQL stores, else (or on failure) the client."""
-    scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if bulk and scheme in SQL_SCHEMES and run_ids and keys:
+    """Full histories of ``keys``: direct SQL on SQLite stores, else (or on failure) the client."""
+    database = sqlite_path(tracking_uri)
+    if bulk and database is not None and run_ids and keys:
         try:
-            return sql_histories(tracking_uri, run_ids, keys)
-        except Exception as err:  # an unexpected schema or driver: the slow path still works
+            return sqlite_histories(database, run_ids, keys)
+        except Exception as err:  # an unexpected schema: the slow path still works
             print(
-                f"lrexp-compare: bulk SQL read failed ({first_line(err)}); "
+                f"lrexp-compare: direct SQLite read failed ({first_line(err)}); "
                 "falling back to get_metric_history",
                 file=sys.stderr,
             )
     try:
         return client_histories(client, run_ids, keys)
     except Exception as err:
-        raise CompareError(f"reading metric histories failed: {first_line(err)}")
+        raise CompareError(f"reading metric histories failed: {first_line(err)}") from err
 
 
 # ------------------------------------------------------------------------------------ records
@@ -461,6 +487,7 @@ class Row:
     label: str
     records: list[RunRecord]
     numbers: dict[str, tuple[float | None, float | None]]
+    value: str = ""
     params: dict[str, str] = field(default_factory=dict)
     n_configs: int = 1
 
@@ -475,8 +502,7 @@ def make_row(label: str, records: list[RunRecord]) -> Row:
     per_run = [run_numbers(r) for r in records]
     numbers = {}
     for name, _, _ in METRICS:
-        values = [n[name] for n in per_run if n[name] is not None]
-        numbers[name] = mean_std([v for v in values if v is not None])
+        numbers[name] = mean_std([v for n in per_run if (v := n[name]) is not None])
     return Row(label, records, numbers)
 
 
@@ -499,6 +525,7 @@ def build_rows(records: Sequence[RunRecord], group_by: str | None) -> list[Row]:
     rows = []
     for key, members in groups.items():
         row = make_row(labels[key], members)
+        row.value = labels[key].split("=", 1)[-1] if group_by is not None else labels[key]
         row.n_configs = len({r.identity for r in members})
         if group_by is None:
             row.params = {k: dict(members[0].identity).get(k, "") for k in varying}
@@ -568,18 +595,18 @@ def write_markdown(
     headers = ["configuration" if group_by is None else group_by]
     if group_by is not None:
         headers.append("configs")
-    headers += ["seeds", "status", *(md for _, md, _ in METRICS)]
+    headers += ["seeds" if group_by is None else "runs", "status"]
+    headers += [md for _, md, _ in METRICS]
     table = []
     for row in rows:
-        cells = [md_cell(row.label)]
+        cells = [md_cell(row.value)]
         if group_by is not None:
             cells.append(str(row.n_configs))
         cells += [str(len(row.records)), md_cell(status_text(row.records))]
         cells += [fmt_pair(row.numbers[name], spec) for name, _, spec in METRICS]
         table.append(cells)
     widths = [max(len(h), *(len(c[i]) for c in table)) for i, h in enumerate(headers)]
-    numeric = [i >= (3 if group_by is None else 4) or headers[i] in {"configs", "seeds"}
-               for i in range(len(headers))]
+    numeric = [h not in {headers[0], "status"} for h in headers]
 
     def line(cells: Sequence[str]) -> str:
         padded = [
@@ -588,16 +615,24 @@ def write_markdown(
         ]
         return "| " + " | ".join(padded) + " |"
 
-    rule = "|" + "|".join(
-        "-" * (w + 1) + ":" if right else "-" * (w + 2)
-        for w, right in zip(widths, numeric, strict=True)
-    ) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ":" if right else "-" * (w + 2)
+            for w, right in zip(widths, numeric, strict=True)
+        )
+        + "|"
+    )
     lines = [f"# {title}", ""]
-    what = "value" if group_by is not None else "configuration (runs differing only in seed)"
+    if group_by is None:
+        what = "configuration (runs differing only in seed)"
+        over = "over seeds when there are several"
+    else:
+        what = f"value of {group_by} (all its configurations and seeds)"
+        over = "over the runs of a row"
     lines.append(
-        f"{n_runs} runs, {len(rows)} rows: one per {what}. "
-        "Numbers are mean ± sample std over seeds when there are several; "
-        "sorted by best val/acc."
+        f"{n_runs} run{'s' * (n_runs != 1)}, {len(rows)} row{'s' * (len(rows) != 1)}: "
+        f"one per {what}. Numbers are mean ± sample std {over}; sorted by best val/acc."
     )
     lines.append("")
     lines += [line(headers), rule, *(line(cells) for cells in table), ""]
@@ -658,10 +693,14 @@ def compare(
     rows = build_rows(records, group_by)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    title = f"lrexp comparison: {what}"
+    title = f"lrexp comparison: {what}" + (f", grouped by {group_by}" if group_by else "")
     write_csv(rows, out / "summary.csv", group_by)
     write_markdown(
-        rows, out / "summary.md", title=title, n_runs=len(records), dropped=dropped,
+        rows,
+        out / "summary.md",
+        title=title,
+        n_runs=len(records),
+        dropped=dropped,
         group_by=group_by,
     )
     single = all(len(row.records) == 1 for row in rows) and group_by is None

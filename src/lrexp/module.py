@@ -46,6 +46,9 @@ class Classifier(pl.LightningModule):
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
         self.run_id: str | None = None
+        #: the LR planned for each optimizer step of the run (set with the optimizer)
+        self.planned_lr: list[float] = []
+        self.metric_driven = False
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -112,10 +115,16 @@ class Classifier(pl.LightningModule):
         optimizer = build_optimizer(self.net, self.optimizer_cfg)
         trainer = self.trainer
         total = int(trainer.estimated_stepping_batches)
-        steps_per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        batches = trainer.num_training_batches
+        if math.isinf(batches):  # not set up yet when max_steps alone bounds the run
+            batches = len(trainer.datamodule.train_dataloader())  # type: ignore[attr-defined]
+        steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
         schedule = build_schedule(
             self.schedule_cfg, total, float(self.optimizer_cfg["lr"]), steps_per_epoch
         )
         self.scheduler = ScheduledLR(optimizer, schedule)
+        base_lr = float(self.optimizer_cfg["lr"])
+        self.planned_lr = [base_lr * schedule.lr_at(step) for step in range(total)]
+        self.metric_driven = schedule.metric_driven
         config = {k: self.schedule_cfg[k] for k in SCHEDULER_KEYS if self.schedule_cfg.get(k)}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler, **config}}

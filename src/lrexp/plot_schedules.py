@@ -148,14 +148,16 @@ def step_plan(cfg: DictConfig) -> StepPlan:
     ):
         raise ConfigError("trainer.max_steps", f"must be -1 or an integer >= 1, got {max_steps!r}")
     max_epochs = trainer.get("max_epochs")
-    if max_epochs is None:  # Lightning's defaults
-        max_epochs = LIGHTNING_DEFAULT_EPOCHS if max_steps == -1 else -1
+    if max_epochs is None:  # Lightning's default: 1000 epochs unless max_steps/max_time limit
+        unlimited = max_steps == -1 and trainer.get("max_time") is None
+        max_epochs = LIGHTNING_DEFAULT_EPOCHS if unlimited else -1
     max_epochs = _int_setting(max_epochs, "trainer.max_epochs", -1)
     if max_epochs == -1:
         if max_steps == -1:
             raise ConfigError(
                 "trainer.max_epochs",
-                "an endless run (max_epochs=-1 and max_steps=-1) has no planned curve",
+                "a run without max_epochs or max_steps (endless, or limited only by "
+                "max_time) has no planned curve",
             )
         total = max_steps
     else:
@@ -195,15 +197,6 @@ def schedule_settings(cfg: DictConfig) -> dict[str, Any]:
     return {str(k): v for k, v in container.items()}
 
 
-def planned_schedule(cfg: DictConfig) -> Schedule:
-    """The schedule bound to the run's step counts, as training builds it.
-
-    ``build_schedule`` may warn when a finite schedule does not end with the run.
-    """
-    total, steps_per_epoch = planned_steps(cfg)
-    return build_schedule(schedule_settings(cfg), total, base_lr(cfg), steps_per_epoch)
-
-
 def scheduler_positions(plan: StepPlan, interval: str = "step", frequency: int = 1) -> list[int]:
     """For each optimizer update k, the update count at which the LR it uses was last set.
 
@@ -233,13 +226,38 @@ def scheduler_positions(plan: StepPlan, interval: str = "step", frequency: int =
     return positions
 
 
-def _positions_for(cfg: DictConfig, plan: StepPlan) -> list[int]:
-    settings = schedule_settings(cfg)
+def _positions_for(settings: Mapping[str, Any], plan: StepPlan) -> list[int]:
     frequency = _int_setting(settings.get("frequency", 1), "schedule.frequency", 1)
     interval = settings.get("interval", "step")
     if interval not in ("step", "epoch"):
         raise ConfigError("schedule.interval", f"must be one of step, epoch, got {interval!r}")
     return scheduler_positions(plan, interval, frequency)
+
+
+@dataclass
+class BoundSchedule:
+    """A config's schedule bound to its run, with what is needed to step through it."""
+
+    schedule: Schedule
+    base_lr: float
+    plan: StepPlan
+    positions: list[int]  #: per update, the update count its LR was set at
+    warnings: list[str]  #: build_schedule's warnings (e.g. schedule length != run length)
+
+
+def bind(cfg: DictConfig) -> BoundSchedule:
+    """Build ``cfg``'s schedule as training does (same total, steps per epoch and base LR).
+
+    Warnings from ``build_schedule`` are collected, not shown: training's own build warns.
+    """
+    plan = step_plan(cfg)
+    lr = base_lr(cfg)
+    settings = schedule_settings(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        schedule = build_schedule(settings, plan.total, lr, plan.steps_per_epoch)
+    positions = _positions_for(settings, plan)
+    return BoundSchedule(schedule, lr, plan, positions, [str(w.message) for w in caught])
 
 
 def planned_curve(cfg: DictConfig) -> list[float]:
@@ -249,19 +267,14 @@ def planned_curve(cfg: DictConfig) -> list[float]:
     ``interval=epoch`` (or a frequency > 1) holds values the way Lightning steps the scheduler.
     Metric-driven schedules give their curve without any validation feedback.
     """
-    plan = step_plan(cfg)
-    lr = base_lr(cfg)
-    schedule = build_schedule(schedule_settings(cfg), plan.total, lr, plan.steps_per_epoch)
-    return [lr * schedule.lr_at(t) for t in _positions_for(cfg, plan)]
+    bound = bind(cfg)
+    return [bound.base_lr * bound.schedule.lr_at(t) for t in bound.positions]
 
 
 def planned_momentum(cfg: DictConfig) -> list[float] | None:
     """Momentum (or Adam's beta1) per update when the schedule cycles it, else None."""
-    plan = step_plan(cfg)
-    schedule = build_schedule(
-        schedule_settings(cfg), plan.total, base_lr(cfg), plan.steps_per_epoch
-    )
-    return _momentum_curve(schedule, _positions_for(cfg, plan))
+    bound = bind(cfg)
+    return _momentum_curve(bound.schedule, bound.positions)
 
 
 def _momentum_curve(schedule: Schedule, positions: Sequence[int]) -> list[float] | None:
@@ -290,6 +303,7 @@ class Curve:
     params: dict[str, Any] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    swept: dict[str, str] = field(default_factory=dict)  #: the combination's swept values
 
     @property
     def total(self) -> int:
@@ -298,23 +312,19 @@ class Curve:
 
 def plan_curve(cfg: DictConfig, label: str) -> Curve:
     """Plan ``cfg``'s curve; build warnings (schedule length vs run) become ``notes``."""
-    plan = step_plan(cfg)
-    lr = base_lr(cfg)
+    bound = bind(cfg)
+    schedule, lr, plan = bound.schedule, bound.base_lr, bound.plan
     settings = schedule_settings(cfg)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        schedule = build_schedule(settings, plan.total, lr, plan.steps_per_epoch)
-    positions = _positions_for(cfg, plan)
     family = str(settings.get("name"))
     curve = Curve(
         label=label,
-        lrs=[lr * schedule.lr_at(t) for t in positions],
+        lrs=[lr * schedule.lr_at(t) for t in bound.positions],
         family=family,
         steps_per_epoch=plan.steps_per_epoch,
         metric_driven=bool(schedule.metric_driven),
         monitor=settings.get("monitor") if schedule.metric_driven else None,
         warmup_steps=schedule.steps if isinstance(schedule, Warmup) else 0,
-        momentum=_momentum_curve(schedule, positions),
+        momentum=_momentum_curve(schedule, bound.positions),
         params={k: v for k, v in settings.items() if k not in COMMON_SCHEDULE_KEYS},
         context={
             "dataset": str(cfg.dataset.name),
@@ -322,7 +332,7 @@ def plan_curve(cfg: DictConfig, label: str) -> Curve:
             "steps": f"{plan.total} steps",
             "steps_per_epoch": f"{plan.steps_per_epoch} steps/epoch",
         },
-        notes=[str(w.message) for w in caught],
+        notes=list(bound.warnings),
     )
     if curve.metric_driven:
         curve.notes.append(
@@ -342,8 +352,12 @@ def expand_overrides(overrides: Sequence[str]) -> list[tuple[dict[str, str], lis
     by Hydra's own override parser); ``[1,2]`` stays one list value.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as err:
+        raise ConfigError("overrides", one_line(err)) from None
     options: list[list[tuple[str, str, str]]] = []
     for raw, override in zip(overrides, parsed, strict=True):
         if not override.is_sweep_override():
@@ -364,45 +378,66 @@ def expand_overrides(overrides: Sequence[str]) -> list[tuple[dict[str, str], lis
     return combos
 
 
-def _label(swept: Mapping[str, str], single_key: bool) -> str:
-    if single_key:
-        return next(iter(swept.values()))
-    return ", ".join(f"{k}={v}" for k, v in swept.items())
-
-
 @dataclass
 class Plan:
-    """The curves of one command line, and the key swept when it was the only one."""
+    """The curves of one command line and the keys its comma lists sweep."""
 
     curves: list[Curve]
     swept_keys: list[str]
 
+    def legend_label(self, curve: Curve) -> str:
+        """The swept values, comma-separated (the legend title names the keys)."""
+        if not self.swept_keys:
+            return curve.label
+        return ", ".join(curve.swept[key] for key in self.swept_keys)
 
-def compose_configs(overrides_list: Sequence[Sequence[str]]) -> list[DictConfig]:
-    """Compose ``conf/config.yaml`` (from :func:`lrexp.cli.config_dir`) once per override list."""
+
+def _context(swept: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in swept.items())
+
+
+def compose_configs(
+    overrides_list: Sequence[Sequence[str]], contexts: Sequence[str] | None = None
+) -> list[DictConfig]:
+    """Compose ``conf/config.yaml`` (from :func:`lrexp.cli.config_dir`) once per override list.
+
+    Hydra's composition errors become a one-line :class:`ConfigError` on ``overrides``, naming
+    the combination (``contexts``) that failed.
+    """
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from lrexp.cli import config_dir
 
+    configs = []
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return [compose("config", overrides=list(overrides)) for overrides in overrides_list]
+        for i, overrides in enumerate(overrides_list):
+            try:
+                configs.append(compose("config", overrides=list(overrides)))
+            except (HydraException, OmegaConfBaseException) as err:
+                where = f" (with {contexts[i]})" if contexts and contexts[i] else ""
+                raise ConfigError("overrides", one_line(err) + where) from None
+    return configs
 
 
 def plan_overrides(overrides: Sequence[str]) -> Plan:
     """Compose and plan every combination of ``overrides``."""
     combos = expand_overrides(overrides)
     swept_keys = list(combos[0][0])
-    configs = compose_configs([lines for _, lines in combos])
+    contexts = [_context(swept) for swept, _ in combos]
+    configs = compose_configs([lines for _, lines in combos], contexts)
     curves = []
-    for (swept, _), cfg in zip(combos, configs, strict=True):
-        label = _label(swept, len(swept_keys) == 1) if swept_keys else str(cfg.schedule.name)
+    for (swept, _), context, cfg in zip(combos, contexts, configs, strict=True):
         try:
-            curves.append(plan_curve(cfg, label))
+            curve = plan_curve(cfg, context or str(cfg.schedule.name))
         except ConfigError as err:
-            if not swept_keys:
+            if not context:
                 raise
             detail = str(err).removeprefix(f"{err.key}: ")
-            raise ConfigError(err.key, f"{detail} (with {_label(swept, False)})") from None
+            raise ConfigError(err.key, f"{detail} (with {context})") from None
+        curve.swept = dict(swept)
+        curves.append(curve)
     return Plan(curves, swept_keys)
 
 
@@ -430,9 +465,7 @@ def _set_lr_scale(ax: Axes, log: bool) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _draw_momentum(
-    ax: Axes, curves: Sequence[Curve], colors: Sequence[Any], labels: bool = False
-) -> Axes | None:
+def _draw_momentum(ax: Axes, curves: Sequence[Curve], colors: Sequence[Any]) -> Axes | None:
     """Momentum of the curves that cycle it, dotted on a right-hand axis (None if none do)."""
     cycled = [(c, color) for c, color in zip(curves, colors, strict=True) if c.momentum]
     if not cycled:
@@ -440,8 +473,7 @@ def _draw_momentum(
     right = ax.twinx()
     for curve, color in cycled:
         assert curve.momentum is not None
-        label = f"{curve.label}: momentum" if labels else None
-        right.plot(curve.momentum, color=color, linestyle=":", linewidth=1.2, label=label)
+        right.plot(curve.momentum, color=color, linestyle=":", linewidth=1.2)
     right.set_ylabel("momentum (dotted)", color="0.35", fontsize=9)
     right.tick_params(axis="y", colors="0.35", labelsize=8)
     return right
@@ -458,6 +490,7 @@ def _common_context(curves: Sequence[Curve]) -> list[str]:
 
 def figure_for(plan: Plan, log: bool = False) -> Figure:
     """One axis with every curve of ``plan`` (metric-driven ones dashed)."""
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     curves = plan.curves
@@ -465,9 +498,7 @@ def figure_for(plan: Plan, log: bool = False) -> Figure:
     ax = fig.add_subplot()
     colors = _colors(len(curves))
     for curve, color in zip(curves, colors, strict=True):
-        label = curve.label + (
-            " (metric-driven: pre-validation value)" if curve.metric_driven else ""
-        )
+        label = plan.legend_label(curve) + (" (metric-driven)" if curve.metric_driven else "")
         ax.plot(
             range(curve.total),
             curve.lrs,
@@ -483,26 +514,36 @@ def figure_for(plan: Plan, log: bool = False) -> Figure:
     per_epoch = {c.steps_per_epoch for c in curves}
     if len(per_epoch) == 1:
         spe = per_epoch.pop()
-        top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
+
+        def to_epochs(steps: Any) -> Any:
+            return steps / spe
+
+        def to_steps(epochs: Any) -> Any:
+            return epochs * spe
+
+        top = ax.secondary_xaxis("top", functions=(to_epochs, to_steps))
         top.xaxis.set_major_locator(MaxNLocator(integer=True))
         top.set_xlabel("epoch")
-    right = _draw_momentum(ax, curves, colors, labels=True)
-    title = "Planned learning rate"
-    context = _common_context(curves)
-    if context:
-        title += ": " + ", ".join(context)
-    ax.set_title(title, fontsize=11)
     handles, labels = ax.get_legend_handles_labels()
-    if right is not None:
-        more = right.get_legend_handles_labels()
-        handles, labels = handles + more[0], labels + more[1]
-    legend_title = plan.swept_keys[0] if len(plan.swept_keys) == 1 else None
+    if any(c.metric_driven for c in curves):
+        handles.append(Line2D([], [], color="0.35", linestyle="--"))
+        labels.append("dashed: pre-validation value")
+    if _draw_momentum(ax, curves, colors) is not None:
+        handles.append(Line2D([], [], color="0.35", linestyle=":"))
+        labels.append("momentum (right axis)")
+    context = _common_context(curves)
+    title = "Planned learning rate per optimizer step"
+    if context:
+        title += "\n" + ", ".join(context)
+    ax.set_title(title, fontsize=10.5)
     # outside the axes, so it never hides a curve however many are overlaid
+    many = len(handles) > 10
     fig.legend(
         handles,
         labels,
-        loc="outside right upper",
-        title=legend_title,
+        loc="outside lower center" if many else "outside right upper",
+        ncols=min(3, math.ceil(len(handles) / 6)) if many else 1,
+        title=", ".join(plan.swept_keys) or None,
         fontsize=9,
         title_fontsize=9,
     )
@@ -598,7 +639,7 @@ def gallery_figure(panels: Sequence[tuple[Curve, str]], log: bool = False) -> Fi
             ax.legend(fontsize=8, loc="lower left" if curve.metric_driven else "best")
         _draw_momentum(ax, [curve], [color])
         name = _bold(curve.family) + ("  (metric-driven)" if curve.metric_driven else "")
-        params = textwrap.fill(describe(curve, unit), width=48, max_lines=2, placeholder=" ...")
+        params = textwrap.fill(describe(curve, unit), width=50, max_lines=3, placeholder=" ...")
         ax.set_title(f"{name}\n{params}", fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
     for ax in axes[:n]:
@@ -668,7 +709,10 @@ def one_line(err: BaseException) -> str:
             parts[-1] += (" " if parts[-1].endswith(":") else ", ") + stripped
         else:
             parts.append(stripped)
-    return "; ".join(parts) or type(err).__name__
+    text = ""
+    for part in parts:
+        text += ("" if not text else " " if text.endswith((".", ":")) else "; ") + part
+    return text or type(err).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -706,6 +750,9 @@ def _run(args: argparse.Namespace) -> Iterator[str]:
         for curve in curves:
             for note in curve.notes:
                 _note(note if len(curves) == 1 else f"[{curve.label}] {note}")
+        peaks = [max(c.lrs) for c in curves]
+        if not args.log and min(peaks) > 0 and max(peaks) / min(peaks) > 30:
+            _note("the curves' peak LRs differ by more than 30x; --log shows them all")
         path = save(figure_for(plan, log=args.log), args.out)
         longest = max(c.total for c in curves)
         yield f"wrote {path}: {len(curves)} curve(s) over {longest} optimizer steps"

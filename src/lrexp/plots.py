@@ -52,6 +52,36 @@ def split_points(points: Sequence[Point]) -> tuple[list[int], list[float]]:
     return [int(s) for s, _ in points], [float(v) for _, v in points]
 
 
+def envelope(
+    steps: Sequence[int], values: Sequence[float], max_points: int = 4000
+) -> tuple[list[int], list[float]]:
+    """At most ~``max_points`` points that draw like the full line at figure resolution.
+
+    Long traces are cut into ``max_points/4`` buckets; each keeps its first, lowest, highest and
+    last point in step order, so spikes, restarts and cycles shorter than a pixel survive
+    (plain striding would alias them away). Short traces come back unchanged.
+    """
+    n = len(values)
+    if n <= max_points:
+        return list(steps), list(values)
+    import numpy as np
+
+    x = np.asarray(steps)
+    y = np.asarray(values, dtype=float)
+    size = math.ceil(n / (max_points // 4))
+    buckets = math.ceil(n / size)
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = y
+    grid = padded.reshape(buckets, size)
+    starts = np.arange(buckets) * size
+    lowest = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1)
+    highest = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1)
+    ends = np.minimum(starts + size, n) - 1
+    keep = np.concatenate([starts, starts + lowest, starts + highest, ends])
+    index = np.unique(np.minimum(keep, n - 1))
+    return x[index].tolist(), y[index].tolist()
+
+
 def max_relative_gap(planned: Sequence[float], observed: Sequence[Point]) -> float | None:
     """Largest ``|observed/planned - 1|`` over the steps both cover (absolute where planned=0)."""
     gaps = []
@@ -185,6 +215,7 @@ def plot_comparison(series: Sequence[Series], path: str | Path, title: str) -> P
         for points in s.lr.values():
             steps, values = split_points(points)
             lr_values += values
+            steps, values = envelope(steps, values)
             (line,) = ax_lr.plot(steps, values, color=color, linestyle=linestyle, linewidth=1.4)
             handles.setdefault(s.label, line)
         for ax, points in ((ax_acc, s.val_acc), (ax_loss, s.val_loss)):
@@ -218,7 +249,7 @@ def plot_comparison(series: Sequence[Series], path: str | Path, title: str) -> P
             if label in handles
         ]
         longest = max(len(text) for _, text in entries)
-        ncol = max(1, min(len(entries), 110 // max(longest + 6, 1), 6))
+        ncol = max(1, min(len(entries), int(16 / (0.075 * longest + 0.8)), 6))  # inches
         rows = math.ceil(len(entries) / ncol)
         fig.set_size_inches(18.0, 5.2 + 0.24 * rows)
         fig.legend(
@@ -230,7 +261,7 @@ def plot_comparison(series: Sequence[Series], path: str | Path, title: str) -> P
             fontsize=9,
             bbox_to_anchor=(0.5, 0.0),
         )
-        fig.subplots_adjust(bottom=(0.24 * rows + 0.75) / (5.2 + 0.24 * rows), top=0.88)
+        fig.subplots_adjust(bottom=(0.24 * rows + 0.62) / (5.2 + 0.24 * rows), top=0.88)
     return save(fig, path)
 
 

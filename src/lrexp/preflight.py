@@ -50,7 +50,9 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
             choices = _options(config_dir, group)
             for value in values:
                 if value not in choices:
-                    raise ConfigError(group, f"no option {value!r}; choose one of {', '.join(choices)}")
+                    raise ConfigError(
+                        group, f"no option {value!r}; choose one of {', '.join(choices)}"
+                    )
         first_values.append(first)
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):

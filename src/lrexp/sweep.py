@@ -74,4 +74,3 @@ class SweepTracker(Callback):
             print(f"lrexp: sweep comparison failed: {err}", file=sys.stderr)
         finally:
             self.run.end(status)
-

@@ -20,6 +20,7 @@ from lrexp.errors import ConfigError, DivergedError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.models import build_model
 from lrexp.module import Classifier
+from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun, flatten, redact
 from lrexp.sweep import parent_run_id
@@ -145,7 +146,9 @@ def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedR
     run_id = checkpoint_run_id(resume) if resume is not None else None
     if run_id is None:
         return start_run(cfg, output_dir)
-    run = TrackedRun(cfg.logger.tracking_uri, cfg.logger.experiment_name, run_name(cfg), {}, run_id=run_id)
+    run = TrackedRun(
+        cfg.logger.tracking_uri, cfg.logger.experiment_name, run_name(cfg), {}, run_id=run_id
+    )
     run.reopen()
     run.set_tags({"resumed_from": str(resume)})
     return run
@@ -182,6 +185,8 @@ def train(cfg: DictConfig) -> RunResult:
     logger = BufferedMlflowLogger(run) if run is not None else None
     module.run_id = run.run_id if run is not None else None
     trainer, checkpoint = build_trainer(cfg, output_dir, logger)
+    if run is not None:
+        trainer.callbacks.append(PlanArtifacts(run, output_dir))  # type: ignore[attr-defined]
 
     status, tags = "FAILED", {}
     try:
@@ -201,6 +206,7 @@ def train(cfg: DictConfig) -> RunResult:
             config_file = output_dir / "resolved_config.yaml"
             config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
             run.log_artifact(config_file)
+            log_run_figures(run, module.planned_lr, output_dir, run_name(cfg))
             last = output_dir / "checkpoints" / "last.ckpt"
             if last.is_file():
                 tags["checkpoint"] = str(last)

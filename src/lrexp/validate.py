@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
 
 import torch
@@ -11,7 +13,9 @@ from lrexp.data.sources import SOURCES
 from lrexp.errors import ConfigError
 from lrexp.models import MODELS
 from lrexp.optim import check_lr, optimizer_kwargs
+from lrexp.plot_schedules import planned_steps
 from lrexp.schedules import build_schedule
+from lrexp.schedules.lr_scheduler import momentum_key
 
 
 def _positive_int(value: Any, key: str) -> None:
@@ -33,8 +37,13 @@ def validate(cfg: DictConfig) -> None:
     if model.get("name") not in MODELS:
         raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
     lr = check_lr(optimizer.get("lr"))
-    optimizer_kwargs(optimizer)
-    build_schedule(container["schedule"], total_steps=None, base_lr=lr)
+    optimizer_class, _ = optimizer_kwargs(optimizer)
+    total, steps_per_epoch = planned_steps(cfg)
+    with warnings.catch_warnings():  # length mismatches are reported once, when training
+        warnings.simplefilter("ignore")
+        schedule = build_schedule(container["schedule"], total, lr, steps_per_epoch)
+    if schedule.cycles_momentum:
+        momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     trainer = container["trainer"]
     _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
     max_steps = trainer.get("max_steps")

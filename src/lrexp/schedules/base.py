@@ -19,8 +19,9 @@ class Schedule(ABC):
 
     #: Parameters measured in steps; ``schedule.unit=epoch`` converts them from epochs.
     durations: ClassVar[tuple[str, ...]] = ()
-    #: Families whose value depends on validation metrics, not only on the step.
-    metric_driven: ClassVar[bool] = False
+    #: Families whose value depends on validation metrics, not only on the step (set per
+    #: instance by wrappers such as :class:`~lrexp.schedules.warmup.Warmup`).
+    metric_driven: bool = False
     #: Families with a natural end, reached at ``length`` steps.
     needs_total: ClassVar[bool] = False
 

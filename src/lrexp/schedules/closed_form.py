@@ -272,14 +272,16 @@ class CosineRestarts(Schedule):
     def lr_at(self, step: int) -> float:
         index, position, length = self.cycle_at(step)
         peak = self.cycle_decay**index
-        return self.min_factor + (peak - self.min_factor) * _half_cosine(position / length)
+        weight = _half_cosine(position / length)  # 1 at the restart, 0 at the cycle end
+        if peak >= self.min_factor:  # CosineAnnealingWarmRestarts' arithmetic
+            return self.min_factor + (peak - self.min_factor) * weight
+        # timm: a decayed peak below min_factor climbs towards it; blend without cancellation
+        return self.min_factor * (1.0 - weight) + peak * weight
 
 
 def _check_momentum(cycle: object, base: object, peak: object) -> None:
     """Validate the momentum-cycling keys shared by ``cyclic`` and ``onecycle``."""
-    require(
-        isinstance(cycle, bool), "cycle_momentum", f"must be true or false, got {cycle!r}"
-    )
+    require(isinstance(cycle, bool), "cycle_momentum", f"must be true or false, got {cycle!r}")
     for key, value in (("base_momentum", base), ("max_momentum", peak)):
         require(
             isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1,
@@ -506,7 +508,8 @@ class WarmupStableDecay(_Finite):
 @register("inverse_sqrt")
 @dataclass
 class InverseSqrt(Schedule):
-    """sqrt(timescale / (t + timescale)); optax/T5-style inverse square-root decay."""
+    """sqrt(timescale / (t + timescale)) = 1/sqrt(1 + t/timescale): inverse square-root decay
+    with a timescale (no torch counterpart; tested against this formula)."""
 
     timescale: int = 100
     durations = ("timescale",)

@@ -58,7 +58,7 @@ class ScheduledLR(LRScheduler):
 
     def get_lr(self) -> list[float]:  # type: ignore[override]
         multiplier = self.schedule.lr_at(self.optimizer_steps)
-        return [base * multiplier for base in self.base_lrs]
+        return [float(base) * multiplier for base in self.base_lrs]
 
     def step(self, epoch: int | None = None) -> None:
         super().step(epoch)

@@ -1,0 +1,337 @@
+"""Per-step overhead of lrexp against a plain PyTorch loop and a stock Lightning setup.
+
+All setups run in one process on the same data tensors, the same model class (re-seeded to the
+same initial weights) and the same batch order; only training steps are timed (validation is
+off), after a few warm-up steps. See ``scripts/bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from lrexp.cli import config_dir
+from lrexp.data import DataSpec, TensorDataModule
+from lrexp.models import build_model
+from lrexp.module import Classifier
+from lrexp.optim import build_optimizer
+from lrexp.schedules import build_schedule
+from lrexp.schedules.lr_scheduler import ScheduledLR
+from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.store import TrackedRun
+
+WORKLOADS = {
+    "mlp-digits-b32": ["model=mlp", "dataset=digits", "dataset.batch_size=32"],
+    "cnn-mnist1d-b100": ["model=cnn", "dataset=mnist1d", "dataset.batch_size=100"],
+    "lstm-mnist1d-b100": ["model=lstm", "dataset=mnist1d", "dataset.batch_size=100"],
+}
+
+
+def bench_config(overrides: list[str], root: Path) -> DictConfig:
+    """The training config of a workload, with every path under ``root``."""
+    paths = [f"paths.root_dir={root}", f"paths.output_dir={root}/out", f"paths.data_dir={root}"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose("config", overrides=paths + overrides)
+
+
+class StepClock(pl.Callback):
+    """Times training batches after ``warmup`` of them; records each step's loss."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = 0.0
+        self.end = 0.0
+        self.losses: list[float] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, *_: Any) -> None:
+        self.end = time.perf_counter()
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(float(loss))
+
+    def ms_per_step(self, steps: int) -> float:
+        return (self.end - self.start) * 1000 / steps
+
+
+def epoch_batches(data: TensorDataModule, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """The same batches, in the same order, that lrexp's training loop sees."""
+    loader = data.train_dataloader()
+    epoch = 0
+    while True:
+        loader.epoch = lambda epoch=epoch: epoch  # type: ignore[misc]
+        for batch in loader:
+            yield batch
+            steps -= 1
+            if steps == 0:
+                return
+        epoch += 1
+
+
+def fresh_model(cfg: DictConfig, data: TensorDataModule) -> nn.Module:
+    torch.manual_seed(int(cfg.seed))
+    return build_model(cfg.model, data.input_shape, data.num_classes)
+
+
+def plain_loop(
+    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int
+) -> tuple[float, list[float]]:
+    """(a) A plain loop: forward, backward, optimizer step, scheduler step; no logging."""
+    model = fresh_model(cfg, data)
+    optimizer = build_optimizer(model, OmegaConf.to_container(cfg.optimizer, resolve=True))  # type: ignore[arg-type]
+    schedule = build_schedule(
+        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+        steps,
+        float(cfg.optimizer.lr),
+        len(data.train_dataloader()),
+    )
+    scheduler = ScheduledLR(optimizer, schedule)
+    losses: list[float] = []
+    start = 0.0
+    model.train()
+    for index, (x, y) in enumerate(epoch_batches(data, steps)):
+        if index == warmup:
+            start = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss))
+    return (time.perf_counter() - start) * 1000 / (steps - warmup), losses
+
+
+def lrexp_path(
+    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str | None
+) -> tuple[float, list[float]]:
+    """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
+    from lrexp.train import build_trainer
+
+    model = fresh_model(cfg, data)
+    module = Classifier(
+        model,
+        data.num_classes,
+        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
+        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+    )
+    logger = None
+    if tracking_uri is not None:
+        logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
+    trainer_cfg = cfg.copy()
+    OmegaConf.set_struct(trainer_cfg, False)
+    trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
+    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger)
+    clock = StepClock(warmup)
+    trainer.callbacks.append(clock)  # type: ignore[attr-defined]
+    trainer.fit(module, datamodule=data)
+    if logger is not None:
+        logger.finalize("success")
+    return clock.ms_per_step(steps - warmup), clock.losses
+
+
+class StockModule(pl.LightningModule):
+    """What a Lightning template does: ``self.log`` of loss and accuracy at every step."""
+
+    def __init__(self, net: nn.Module, cfg: DictConfig, steps: int, steps_per_epoch: int) -> None:
+        super().__init__()
+        self.net = net
+        self.cfg = cfg
+        self.steps = steps
+        self.steps_per_epoch = steps_per_epoch
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", (logits.argmax(-1) == y).float().mean())
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(
+            self.net, OmegaConf.to_container(self.cfg.optimizer, resolve=True)
+        )  # type: ignore[arg-type]
+        lr_lambda = build_schedule(
+            OmegaConf.to_container(self.cfg.schedule, resolve=True),  # type: ignore[arg-type]
+            self.steps,
+            float(self.cfg.optimizer.lr),
+            self.steps_per_epoch,
+        ).lr_at
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+def stock_lightning(
+    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str
+) -> float:
+    """(c) Lightning + MLFlowLogger + LearningRateMonitor + DataLoader + default progress bar."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+    from pytorch_lightning.loggers import MLFlowLogger
+    from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+    x, y = data.splits["train"]
+    orders = data.train_dataloader()
+
+    class SameOrder(Sampler[int]):
+        def __init__(self) -> None:
+            self.epoch = 0
+
+        def __len__(self) -> int:
+            return len(y)
+
+        def __iter__(self) -> Iterator[int]:
+            order = orders.order(self.epoch).tolist()
+            self.epoch += 1
+            return iter(order)
+
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=int(cfg.dataset.batch_size), sampler=SameOrder()
+    )
+    clock = StepClock(warmup)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
+        callbacks=[LearningRateMonitor(logging_interval="step"), clock],
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        default_root_dir=str(Path(cfg.paths.output_dir) / "stock"),
+    )
+    trainer.fit(StockModule(fresh_model(cfg, data), cfg, steps, len(loader)), train_dataloaders=loader)
+    return clock.ms_per_step(steps - warmup)
+
+
+@dataclass
+class Row:
+    workload: str
+    plain_ms: float
+    lrexp_ms: float
+    lrexp_nolog_ms: float
+    stock_ms: float
+
+
+def measure(name: str, steps: int, warmup: int, repeats: int, root: Path) -> Row:
+    """Median ms/step of each setup over ``repeats`` runs."""
+    cfg = bench_config(WORKLOADS[name] + ["trainer.enable_model_summary=false"], root)
+    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+    data.setup("fit")
+    uri = f"sqlite:///{root}/mlflow.db"
+    TrackedRun(uri, "bench", "create-store", {})
+    setups: dict[str, Callable[[], float]] = {
+        "plain": lambda: plain_loop(cfg, data, steps, warmup)[0],
+        "lrexp": lambda: lrexp_path(cfg, data, steps, warmup, uri)[0],
+        "lrexp_nolog": lambda: lrexp_path(cfg, data, steps, warmup, None)[0],
+        "stock": lambda: stock_lightning(cfg, data, steps, warmup, uri),
+    }
+    medians = {key: statistics.median(run() for _ in range(repeats)) for key, run in setups.items()}
+    return Row(name, medians["plain"], medians["lrexp"], medians["lrexp_nolog"], medians["stock"])
+
+
+STARTUP_PROBE = """
+import os, runpy, sys
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+def first_step(optimizer, args, kwargs):
+    with open('/proc/self/stat') as f:
+        start_ticks = int(f.read().split(')')[1].split()[19])
+    with open('/proc/uptime') as f:
+        uptime = float(f.read().split()[0])
+    print(f"FIRST_STEP {uptime - start_ticks / os.sysconf('SC_CLK_TCK'):.3f}", flush=True)
+    os._exit(0)
+register_optimizer_step_pre_hook(first_step)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+
+
+def startup_seconds(root: Path) -> float:
+    """Seconds from process start to the first optimizer step of ``python train.py``."""
+    train_py = config_dir().parent / "train.py"
+    result = subprocess.run(
+        [sys.executable, "-c", STARTUP_PROBE, str(train_py), "trainer.enable_progress_bar=false"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("FIRST_STEP"):
+            return float(line.split()[1])
+    raise RuntimeError(f"train.py did not reach a first step:\n{result.stderr[-2000:]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--json", type=Path, help="write one row per workload here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.workloads:
+            rows.append(
+                measure(name, args.steps + args.warmup, args.warmup, args.repeats, Path(tmp) / name)
+            )
+        startup = startup_seconds(Path(tmp))
+    header = f"{'workload':<20}{'plain ms':>10}{'lrexp ms':>10}{'stock ms':>10}{'lrexp/plain':>13}{'stock/lrexp':>13}{'lr-log cost':>13}"
+    print(
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.repeats} x {args.steps} steps"
+    )
+    print(header)
+    for row in rows:
+        log_cost = row.lrexp_ms / row.lrexp_nolog_ms - 1
+        print(
+            f"{row.workload:<20}{row.plain_ms:>10.3f}{row.lrexp_ms:>10.3f}{row.stock_ms:>10.3f}"
+            f"{row.lrexp_ms / row.plain_ms:>13.2f}{row.stock_ms / row.lrexp_ms:>13.2f}{log_cost:>+13.1%}"
+        )
+    print(f"startup (process start -> first optimizer step of python train.py): {startup:.2f} s")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                [
+                    {
+                        "workload": r.workload,
+                        "plain_ms": r.plain_ms,
+                        "lrexp_ms": r.lrexp_ms,
+                        "stock_ms": r.stock_ms,
+                        "lrexp_nolog_ms": r.lrexp_nolog_ms,
+                    }
+                    for r in rows
+                ]
+                + [{"startup_s": startup}],
+                indent=2,
+            )
+        )
