@@ -220,7 +220,9 @@ def stock_lightning(
         enable_checkpointing=False,
         default_root_dir=str(Path(cfg.paths.output_dir) / "stock"),
     )
-    trainer.fit(StockModule(fresh_model(cfg, data), cfg, steps, len(loader)), train_dataloaders=loader)
+    trainer.fit(
+        StockModule(fresh_model(cfg, data), cfg, steps, len(loader)), train_dataloaders=loader
+    )
     return clock.ms_per_step(steps - warmup)
 
 

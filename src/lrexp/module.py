@@ -42,6 +42,8 @@ class Classifier(pl.LightningModule):
                 for split in ("train", "val", "test")
             }
         )
+        for metric in self.accuracy.values():
+            metric.persistent(True)  # a mid-epoch checkpoint keeps the running accuracy
         self.loss_sums: dict[str, Tensor] = {}
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
@@ -75,7 +77,11 @@ class Classifier(pl.LightningModule):
         accuracy = self.accuracy[f"{split}_acc"].compute()
         self.accuracy[f"{split}_acc"].reset()
         metrics = {f"{split}/loss": float(sums[0] / sums[1]), f"{split}/acc": float(accuracy)}
-        self.log_dict(metrics, rank_zero_only=True)
+        # callback_metrics (checkpoint monitor, progress bar) get them through Lightning; the
+        # store gets them at step = optimizer updates so far, the same axis as the `lr` trace
+        self.log_dict(metrics, rank_zero_only=True, logger=False)
+        if self.logger is not None and self.trainer.is_global_zero:
+            self.logger.log_metrics(metrics, step=self.trainer.global_step)
         self.latest.update(metrics)
         return metrics
 
@@ -87,8 +93,20 @@ class Classifier(pl.LightningModule):
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the MLflow run id so a resumed run continues the same MLflow run."""
+        """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
+        (a resumed run continues it), the RNG state and the running epoch sums."""
         checkpoint["lrexp_run_id"] = self.run_id
+        checkpoint["lrexp_rng"] = torch.get_rng_state()
+        checkpoint["lrexp_loss_sums"] = {k: v.cpu() for k, v in self.loss_sums.items()}
+        checkpoint["lrexp_latest"] = dict(self.latest)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "lrexp_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["lrexp_rng"])
+        self.loss_sums = {
+            k: v.to(self.device) for k, v in checkpoint.get("lrexp_loss_sums", {}).items()
+        }
+        self.latest = dict(checkpoint.get("lrexp_latest", {}))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "val")

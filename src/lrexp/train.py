@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,13 @@ def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedR
     return run
 
 
-def train(cfg: DictConfig) -> RunResult:
+def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     """Validate, load data, train, test on the best checkpoint, and record everything.
 
     The MLflow run ends FINISHED, FAILED (an exception; tagged ``diverged=true`` for a
     non-finite loss) or KILLED (SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt``).
-    Buffered points are flushed in every case.
+    Buffered points are flushed in every case. ``callbacks`` are added to the Trainer's own
+    (tests and benchmarks use them to observe or interrupt a run).
     """
     validate(cfg)
     for message in QUIET_WARNINGS:
@@ -185,8 +187,8 @@ def train(cfg: DictConfig) -> RunResult:
     logger = BufferedMlflowLogger(run) if run is not None else None
     module.run_id = run.run_id if run is not None else None
     trainer, checkpoint = build_trainer(cfg, output_dir, logger)
-    if run is not None:
-        trainer.callbacks.append(PlanArtifacts(run, output_dir))  # type: ignore[attr-defined]
+    extra = [*callbacks, *([PlanArtifacts(run, output_dir)] if run is not None else [])]
+    trainer.callbacks.extend(extra)  # type: ignore[attr-defined]
 
     status, tags = "FAILED", {}
     try:

@@ -1,0 +1,1 @@
+"""Hydra sweeper plugin ``hydra/sweeper=lrexp_optuna``: Optuna search (see lrexp.search)."""
