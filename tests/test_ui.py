@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -20,13 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from mlflow.tracking import MlflowClient
-
 from conftest import ROOT, run_cli
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -64,64 +65,62 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def log_tail(path: Path, chars: int = 3000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+class MlflowServer:
+    """``mlflow server`` on a free 127.0.0.1 port, stopped (with its worker) on exit."""
 
+    def __init__(self, backend_uri: str, cwd: Path) -> None:
+        self.backend_uri = backend_uri
+        self.cwd = cwd
+        self.log = cwd / "mlflow-server.log"
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen[bytes] | None = None
 
-@contextlib.contextmanager
-def mlflow_server(backend_uri: str, cwd: Path) -> Iterator[tuple[str, Path]]:
-    """Run ``mlflow server`` on a free 127.0.0.1 port; yield (base URL, log file); always stop it."""
-    port = free_port()
-    log = cwd / "mlflow-server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "server",
-        "--backend-store-uri",
-        backend_uri,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    with log.open("w") as out:
-        # Own session, so the server and its uvicorn worker are stopped together.
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **SERVER_ENV},
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
+    def __enter__(self) -> MlflowServer:
+        port = self.url.rsplit(":", 1)[1]
+        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri]
+        cmd += ["--host", "127.0.0.1", "--port", port, "--workers", "1"]
+        with self.log.open("w") as out:
+            # Own session, so that the server and its uvicorn worker stop together.
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **SERVER_ENV},
+                start_new_session=True,
+            )
+        return self
+
+    def wait_until_up(self, timeout: float = SERVER_START_TIMEOUT) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log_tail(log)}")
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
                     if response.status == 200:
-                        break
+                        return
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up after {SERVER_START_TIMEOUT}s:\n{log_tail(log)}")
+                pytest.fail(f"mlflow server not up after {timeout}s:\n{self.log_tail()}")
             time.sleep(0.25)
-        yield base, log
-    finally:
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
 
 
 @pytest.mark.slow
@@ -132,105 +131,127 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright not installed: run .ci/install-browser.sh"
     )
-
-    # 1. A real sweep, run the way a user runs it.
-    started = time.monotonic()
-    result = run_cli(
-        [
-            "-m",
-            "schedule=step,cosine",
-            "trainer.max_epochs=2",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-        ],
-        cwd=tmp_path,
-        env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    backend_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    client = MlflowClient(backend_uri)
-    experiment = client.get_experiment_by_name("lrexp")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = {r.info.run_name for r in runs} - {p.info.run_name for p in parents}
-    assert len(parents) == 1 and parents[0].info.run_name.startswith("sweep-")
-    assert children == {"step-sgd-mlp-digits-s0", "cosine-sgd-mlp-digits-s0"}
-    parent_name = parents[0].info.run_name
-    sweep_s = time.monotonic() - started
-
-    # 2. A real server, 3. a real browser.
     expect = sync_api.expect
-    with (
-        mlflow_server(backend_uri, tmp_path) as (base, server_log),
-        sync_api.sync_playwright() as playwright,
-    ):
-        server_s = time.monotonic() - started - sweep_s
-        browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
-        # Offline CI: anything but our server is refused at once instead of hanging.
-        context.route(
-            lambda url: not url.startswith(base) and not url.startswith("data:"),
-            lambda route: route.abort(),
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    timings: dict[str, float] = {}
+    clock = time.monotonic()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name] = time.monotonic() - clock
+        clock = time.monotonic()
+
+    # Create (and migrate) the store first: the server then starts while the sweep trains,
+    # as when a person keeps `mlflow server` open during a sweep.
+    backend_uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    (tmp_path / "mlruns").mkdir()
+    client = MlflowClient(backend_uri)
+    client.search_experiments()
+    lap("store")
+
+    with MlflowServer(backend_uri, tmp_path) as server:
+        # 1. A real sweep, run the way a user runs it: a parent run with two children.
+        result = run_cli(
+            [
+                "-m",
+                "schedule=step,cosine",
+                "trainer.max_epochs=2",
+                "trainer.enable_progress_bar=false",
+                "trainer.enable_model_summary=false",
+            ],
+            cwd=tmp_path,
+            env=SERVER_ENV,
         )
-        page = context.new_page()
-        page.set_default_timeout(UI_TIMEOUT_MS)
-        expect.set_options(timeout=UI_TIMEOUT_MS)
-        page_errors: list[str] = []
-        page.on("pageerror", lambda err: page_errors.append(str(err)))
-        try:
-            # The experiment's runs page, "Model training" view (the default is GenAI).
-            page.goto(
-                f"{base}/#/experiments/{experiment.experiment_id}/runs"
-                "?workflowType=machine_learning",
-                wait_until="domcontentloaded",
+        assert result.returncode == 0, result.stderr[-3000:]
+        experiment = client.get_experiment_by_name("lrexp")
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+        (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert parent.info.run_name.startswith("sweep-")
+        children = sorted(r.info.run_name for r in runs if r is not parent)
+        assert children == ["cosine-sgd-mlp-digits-s0", "step-sgd-mlp-digits-s0"]
+        lap("sweep")
+
+        # 2. The server answers.
+        server.wait_until_up()
+        lap("server")
+
+        # 3. A real browser.
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            # Offline CI: a request for anything but our server fails at once, never hangs.
+            context.route(
+                lambda url: not url.startswith(server.url) and not url.startswith("data:"),
+                lambda route: route.abort(),
             )
-            parent_link = page.get_by_role("link", name=parent_name, exact=True)
-            expect(parent_link).to_be_visible()
-            # 4a. Expand the sweep's parent row: its two child runs are listed.
-            parent_row = page.get_by_role("row").filter(has=parent_link)
-            parent_row.get_by_role("button").first.click()  # the row's +/- toggle
-            for name in sorted(children):
-                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
-            # The assistant side panel only narrows the screenshot: close it if it is open.
-            with contextlib.suppress(sync_api.Error):
-                page.get_by_role("button", name="Close", exact=True).click(timeout=3000)
-
-            # 4b. Chart view, charts filtered to "lr": one chart titled lr, a line per child.
-            page.locator("label").filter(
-                has=page.locator('input[name="runs-view-mode"][value="CHART"]')
-            ).click()
-            page.get_by_placeholder("Search metric charts").fill("lr")
-            cards = page.get_by_test_id("experiment-view-compare-runs-card")
-            lr_card = cards.filter(has=page.get_by_role("heading", name="lr", exact=True))
-            expect(lr_card).to_have_count(1)
-            expect(lr_card).to_be_visible()
-            for name in sorted(children):
-                expect(lr_card.get_by_text(f"{name} (lr)", exact=True)).to_be_visible()
-            traces = lr_card.locator(".js-plotly-plot .scatterlayer .trace")
-            expect(traces.first).to_be_attached()
-            assert traces.count() >= len(children), f"{traces.count()} plotted traces"
-
-            # 5. Screenshots: the runs page, then the lr chart full screen.
+            page = context.new_page()
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page_errors: list[str] = []
+            page.on("pageerror", lambda err: page_errors.append(str(err)))
             shot = tmp_path / "mlflow_ui.png"
-            page.screenshot(path=str(shot))
-            lr_card.locator('button[data-component-id="fullscreen_button_chartcard"]').click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog.get_by_text("step-sgd-mlp-digits-s0 (lr)", exact=True)).to_be_visible()
-            page.screenshot(path=str(tmp_path / "mlflow_ui_lr.png"))
-        except Exception as err:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(tmp_path / "mlflow_ui_failure.png"))
-            raise AssertionError(
-                f"{err}\nat {page.url}\npage errors: {page_errors}\n"
-                f"screenshot: {tmp_path / 'mlflow_ui_failure.png'}\n"
-                f"server log:\n{log_tail(server_log)}"
-            ) from err
-        finally:
-            browser.close()
-    ui_s = time.monotonic() - started - sweep_s - server_s
-    print(f"sweep {sweep_s:.1f}s, server start {server_s:.1f}s, UI {ui_s:.1f}s")
+            try:
+                check_ui(sync_api, page, server.url, experiment.experiment_id, parent, children)
+                page.screenshot(path=str(shot))
+                # 5b. The lr chart full screen: its legend names both child runs.
+                page.get_by_test_id("experiment-view-compare-runs-card").locator(
+                    'button[data-component-id="fullscreen_button_chartcard"]'
+                ).click()
+                dialog = page.get_by_role("dialog")
+                expect(dialog.get_by_role("heading", name="lr", exact=True)).to_be_visible()
+                for name in children:
+                    expect(dialog.get_by_text(f"{name} (lr)", exact=True)).to_be_visible()
+                page.screenshot(path=str(tmp_path / "mlflow_ui_lr.png"))
+            except Exception as err:
+                failure = tmp_path / "mlflow_ui_failure.png"
+                with contextlib.suppress(Exception):
+                    page.screenshot(path=str(failure))
+                raise AssertionError(
+                    f"{err}\nat {page.url}\npage errors: {page_errors}\nscreenshot: {failure}\n"
+                    f"server log:\n{server.log_tail()}"
+                ) from err
+            finally:
+                browser.close()
+        lap("ui")
+    print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
     assert shot.stat().st_size > 10_000
     if os.environ.get("LREXP_UPDATE_DOCS") == "1":
         shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+
+def check_ui(
+    sync_api: Any, page: Any, url: str, experiment_id: str, parent: Run, children: list[str]
+) -> None:
+    """Steps 4 and 5a: the runs are listed, the lr chart is drawn, the page is photographed."""
+    expect = sync_api.expect
+    # The experiment's runs page in the "Model training" view (MLflow 3 opens GenAI first).
+    page.goto(
+        f"{url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning",
+        wait_until="domcontentloaded",
+    )
+    parent_link = page.get_by_role("link", name=parent.info.run_name, exact=True)
+    expect(parent_link).to_be_visible()
+    expect(parent_link).to_have_attribute("href", re.compile(f"/runs/{parent.info.run_id}$"))
+
+    # 4a. Expand the sweep's parent row (its +/- button): both child runs are listed.
+    page.get_by_role("row").filter(has=parent_link).get_by_role("button").first.click()
+    for name in children:
+        expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    # The assistant side panel only narrows the screenshot: close it when it is open.
+    with contextlib.suppress(sync_api.Error):
+        page.get_by_role("button", name="Close", exact=True).click(timeout=3000)
+
+    # 4b. Chart view, charts filtered to "lr": exactly one chart, titled lr, a line per child.
+    page.locator("label").filter(
+        has=page.locator('input[name="runs-view-mode"][value="CHART"]')
+    ).click()
+    page.get_by_placeholder("Search metric charts").fill("lr")
+    cards = page.get_by_test_id("experiment-view-compare-runs-card")
+    expect(cards).to_have_count(1)
+    expect(cards.get_by_role("heading", name="lr", exact=True)).to_be_visible()
+    for name in children:
+        expect(cards.get_by_text(f"{name} (lr)", exact=True)).to_be_attached()
+    traces = cards.locator(".js-plotly-plot .scatterlayer .trace")
+    expect(traces.first).to_be_attached()
+    assert traces.count() >= len(children), f"{traces.count()} plotted lines in the lr chart"

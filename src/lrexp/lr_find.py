@@ -46,9 +46,14 @@ if TYPE_CHECKING:
 #: ``optimizer.lr`` value that asks for the LR finder's suggestion.
 AUTO = "auto"
 MODES = ("exponential", "linear")
-#: Trainer settings of the run that the search does not take over (it has its own length,
-#: no validation, no checkpoints, no logger).
+#: Trainer settings of the run that the search does not take over: it has its own length, no
+#: validation, no checkpoints, no logger, and runs in one process (a data-parallel run shards
+#: each global batch across ranks, so its steps are those of one process; this also keeps a
+#: ``ddp`` launcher from re-executing the command for the search).
 SEARCH_TRAINER_OVERRIDES: dict[str, Any] = {
+    "devices": 1,
+    "num_nodes": 1,
+    "strategy": "auto",
     "max_epochs": -1,
     "num_sanity_val_steps": 0,
     "check_val_every_n_epoch": sys.maxsize,  # never: validation would run plateau-type hooks
@@ -189,20 +194,15 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     ``<paths.output_dir>/lr_find/``. Raises :class:`ConfigError` for an invalid config, or when
     the search stopped too early to suggest an LR.
     """
-    import warnings
-
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
     from lrexp.data import DataSpec, TensorDataModule
     from lrexp.models import build_model
-    from lrexp.train import QUIET_WARNINGS
     from lrexp.validate import validate
 
     options = settings(cfg)
     validate(with_lr(cfg, options.min_lr))
-    for message in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
     root = Path(cfg.paths.output_dir) / "lr_find"
     root.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), verbose=False)

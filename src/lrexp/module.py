@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,16 @@ from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
 SCHEDULER_KEYS = ("interval", "frequency", "monitor")
+
+#: Lightning warnings that do not apply here: lrexp logs per epoch and per optimizer step itself
+#: (not through ``log_every_n_steps``) and reduces its epoch metrics across ranks before logging.
+QUIET_WARNINGS = (
+    r"The number of training batches .* is smaller than the logging interval",
+    r".*isinstance\(treespec, LeafSpec\)",
+    r"It is recommended to use `self.log\(.*sync_dist=True",
+)
+for _message in QUIET_WARNINGS:  # at import, so spawned DDP workers are quiet too
+    warnings.filterwarnings("ignore", message=_message)
 
 
 class Classifier(pl.LightningModule):

@@ -10,10 +10,11 @@ the first trial whose job returns None. This sweeper keeps Optuna current instea
 How it works (``conf/hparams_search/optuna_lr.yaml`` selects it):
 
 * The search space is ``hydra.sweeper.params``, the entry of ``hydra.sweeper.schedule_params``
-  for the run's schedule family, and any sweep given on the command line, in Hydra's grammar: ``interval(a, b)`` (float), ``tag(log, interval(a, b))``,
-  ``tag(int, interval(a, b))``, ``range(start, stop[, step])`` (stop excluded, as Python),
-  ``choice(a, b)`` / ``a,b`` (categorical). A plain value on the command line fixes that key
-  and removes it from the space.
+  for the run's schedule family, and any sweep given on the command line, in Hydra's override
+  grammar: ``interval(a, b)`` (float), ``tag(log, interval(a, b))``, ``tag(int, interval(a,
+  b))``, ``range(start, stop[, step])`` (stop excluded, as Python), ``choice(a, b)`` / ``a,b``
+  (categorical). A plain value on the command line fixes that key and removes it from the
+  space.
 * The study lives in ``storage`` (default ``sqlite:///<paths.mlruns_dir>/optuna.db``, a file of
   its own next to MLflow's ``mlflow.db``) under ``study_name``; it is created or loaded
   (``load_if_exists``), so running the same command again continues it.
@@ -40,7 +41,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -88,7 +89,7 @@ class LrexpOptunaSweeperConf:
     n_trials: int = 20
     #: trials per batch (run in parallel by a parallel launcher)
     n_jobs: int = 1
-    #: an Optuna sampler, instantiated with ``_partial_``; a ``seed`` is offset by the number
+    #: an Optuna sampler, instantiated with ``_partial_``; a ``seed`` is mixed with the number
     #: of trials already in the study, so a resumed search does not replay its first draws
     sampler: Any = field(
         default_factory=lambda: {
@@ -122,16 +123,18 @@ def distribution_of(override: Override) -> BaseDistribution | None:
         assert value.start is not None and value.end is not None
         log_scale = "log" in value.tags
         if "int" in value.tags:
-            return IntDistribution(int(value.start), int(value.end), log=log_scale)
+            low, high = math.ceil(value.start), math.floor(value.end)
+            return IntDistribution(low, high, log=log_scale)
         return FloatDistribution(float(value.start), float(value.end), log=log_scale)
     if isinstance(value, RangeSweep):
         values = list(override.sweep_iterator())
         if not values:
             raise ValueError(f"{key}: empty range")
-        assert value.step is not None
-        if all(isinstance(v, int) for v in values):
-            return IntDistribution(int(values[0]), int(values[-1]), step=int(value.step))
-        return FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
+        first, last, step = values[0], values[-1], value.step
+        if isinstance(first, int) and isinstance(last, int) and isinstance(step, int):
+            return IntDistribution(first, last, step=step)
+        if isinstance(first, int | float) and isinstance(last, int | float) and step:
+            return FloatDistribution(float(first), float(last), step=float(step))
     if isinstance(value, ChoiceSweep):
         return CategoricalDistribution(list(override.sweep_string_iterator()))
     raise ValueError(f"{key}: unsupported sweep {override.input_line!r}")
@@ -244,6 +247,20 @@ def job_output_dir(ret: JobReturn) -> str | None:
         return None
     value = OmegaConf.select(hydra_cfg, "hydra.runtime.output_dir", default=None)
     return str(value) if value else None
+
+
+def resume_seed(seed: int, offset: int) -> int:
+    """The sampler seed for a study that already holds ``offset`` trials.
+
+    ``seed`` itself for a new study; otherwise a well-mixed derived seed (nearby integer seeds
+    give nearly equal first draws in NumPy's legacy generator, so ``seed + offset`` would
+    replay points close to the first invocation's).
+    """
+    if offset == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, offset]).generate_state(1)[0])
 
 
 def default_study_name(config: DictConfig) -> str:
@@ -371,7 +388,9 @@ class OptunaSweeper(Sweeper):
             raise ValueError("hydra.sweeper: n_trials must be >= 0 and n_jobs >= 1")
         self.study_name = study_name
         self.storage = storage
-        self.direction = direction
+        self.direction: Literal["maximize", "minimize"] = (
+            "maximize" if direction == "maximize" else "minimize"
+        )
         self.n_trials = int(n_trials)
         self.n_jobs = int(n_jobs)
         self.sampler_factory = sampler
@@ -406,9 +425,9 @@ class OptunaSweeper(Sweeper):
         if isinstance(factory, functools.partial):
             seed = factory.keywords.get("seed")
             if seed is not None:
-                return factory(seed=int(seed) + offset)  # type: ignore[no-any-return]
-            return factory()  # type: ignore[no-any-return]
-        return factory  # type: ignore[no-any-return]  # an instance: used as given
+                return factory(seed=resume_seed(int(seed), offset))
+            return factory()
+        return factory  # an instance: used as given
 
     def family_params(self) -> Mapping[str, Any] | None:
         """The ``schedule_params`` entry of the run's schedule family."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -21,10 +22,10 @@ from lrexp.errors import ConfigError, DivergedError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.models import build_model
 from lrexp.module import Classifier
+from lrexp.sweep import parent_run_id
 from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun, flatten, redact
-from lrexp.sweep import parent_run_id
 from lrexp.validate import validate
 
 
@@ -111,14 +112,6 @@ def build_trainer(
     return trainer, checkpoint
 
 
-#: Lightning warnings that do not apply to lrexp's training path (we log once per epoch and
-#: per optimizer step ourselves, not through ``log_every_n_steps``).
-QUIET_WARNINGS = (
-    r"The number of training batches .* is smaller than the logging interval",
-    r".*isinstance\(treespec, LeafSpec\)",
-)
-
-
 def resume_from(cfg: DictConfig, output_dir: Path) -> Path | None:
     """The checkpoint to resume: ``ckpt_path``, or with ``resume=auto`` this output dir's
     ``checkpoints/last.ckpt`` when it exists."""
@@ -140,9 +133,30 @@ def checkpoint_run_id(path: Path) -> str | None:
     return str(run_id) if run_id else None
 
 
+def job_threads(cfg: DictConfig) -> int | None:
+    """``threads``, or under the joblib launcher cpu_count // n_jobs (None: torch's default)."""
+    if cfg.threads:
+        return int(cfg.threads)
+    try:
+        launcher = HydraConfig.get().launcher
+    except ValueError:
+        return None
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cpus = os.cpu_count() or 1
+    n_jobs = int(launcher.get("n_jobs") or -1)
+    return max(1, cpus // n_jobs) if n_jobs > 0 else 1
+
+
+def launched_rank() -> int:
+    """The global rank a launcher (Lightning's ddp, torchrun) gave this process, else 0."""
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+
+
 def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedRun | None:
-    """Continue the checkpoint's MLflow run when resuming, else create a new one."""
-    if not cfg.logger.enabled:
+    """Continue the checkpoint's MLflow run when resuming, else create a new one. Only the
+    process of rank 0 tracks: ranks started by a launcher record nothing."""
+    if not cfg.logger.enabled or launched_rank() != 0:
         return None
     run_id = checkpoint_run_id(resume) if resume is not None else None
     if run_id is None:
@@ -164,10 +178,9 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     (tests and benchmarks use them to observe or interrupt a run).
     """
     validate(cfg)
-    for message in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=message)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    threads = job_threads(cfg)
+    if threads:
+        torch.set_num_threads(threads)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resume_from(cfg, output_dir)

@@ -7,6 +7,8 @@ import warnings
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.data.sources import SOURCES
@@ -21,6 +23,13 @@ from lrexp.schedules.lr_scheduler import momentum_key
 def _positive_int(value: Any, key: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(key, f"must be an integer >= 1, got {value!r}")
+
+
+def in_multirun() -> bool:
+    try:
+        return bool(HydraConfig.get().mode == RunMode.MULTIRUN)
+    except ValueError:
+        return False
 
 
 def validate(cfg: DictConfig) -> None:
@@ -49,6 +58,12 @@ def validate(cfg: DictConfig) -> None:
     max_steps = trainer.get("max_steps")
     if not isinstance(max_steps, int) or (max_steps < 1 and max_steps != -1):
         raise ConfigError("trainer.max_steps", f"must be -1 or an integer >= 1, got {max_steps!r}")
+    if trainer.get("strategy") == "ddp" and in_multirun():
+        raise ConfigError(
+            "trainer.strategy",
+            "ddp re-executes the command for each rank, which re-runs a Hydra multirun; "
+            "use trainer.strategy=ddp_spawn under -m",
+        )
     devices = trainer.get("devices")
     if trainer.get("accelerator") in ("gpu", "cuda") and isinstance(devices, int):
         available = torch.cuda.device_count()
