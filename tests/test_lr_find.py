@@ -26,6 +26,12 @@ def tune_override() -> str:
     return "tune=lr_find" if listed else "+tune=lr_find"
 
 
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite store for the module: creating (migrating) a store costs seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
+
+
 @pytest.fixture
 def finder_cfg(make_cfg: Callable[..., DictConfig], tracking_uri: str) -> Callable[..., DictConfig]:
     def make(*overrides: str) -> DictConfig:
@@ -99,9 +105,10 @@ def test_train_after_uses_suggestion_as_onecycle_max_lr(
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("lrexp")
     assert experiment is not None
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == {"lr_find-sgd-mlp-digits-s0", "onecycle-sgd-mlp-digits-s0"}
-    finder = runs["lr_find-sgd-mlp-digits-s0"]
+    (finder,) = client.search_runs(
+        [experiment.experiment_id],
+        "attributes.run_name = 'lr_find-sgd-mlp-digits-s0' and params.`tune.train_after` = 'True'",
+    )
     suggestion = finder.data.metrics["lr_find/suggestion"]
     trained = client.get_run(result.run_id)
     assert trained.info.run_name == "onecycle-sgd-mlp-digits-s0"

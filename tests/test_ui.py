@@ -155,7 +155,7 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
             [
                 "-m",
                 "schedule=step,cosine",
-                "trainer.max_epochs=2",
+                "trainer.max_epochs=1",
                 "trainer.enable_progress_bar=false",
                 "trainer.enable_model_summary=false",
             ],

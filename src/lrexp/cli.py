@@ -41,6 +41,7 @@ def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from lrexp.tracking.store import TrackingUnavailableError
     from lrexp.train import train
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -53,11 +54,11 @@ def run_task(cfg: DictConfig) -> float | None:
             file=sys.stderr,
         )
         sys.exit(143)
-    except (ConfigError, DataUnavailableError, DivergedError) as err:
+    except (ConfigError, DataUnavailableError, DivergedError, TrackingUnavailableError) as err:
         print(f"lrexp: error: {err}", file=sys.stderr)
         if in_sweep:
             return None  # the run is marked FAILED; the sweep's other jobs go on
-        sys.exit(2 if isinstance(err, ConfigError | DataUnavailableError) else 3)
+        sys.exit(3 if isinstance(err, DivergedError) else 2)
     except Exception as err:
         if not in_sweep:
             raise

@@ -194,6 +194,8 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     ``<paths.output_dir>/lr_find/``. Raises :class:`ConfigError` for an invalid config, or when
     the search stopped too early to suggest an LR.
     """
+    import warnings
+
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
@@ -215,16 +217,18 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     module = _search_classifier()(net, data.num_classes, optimizer, {"name": "constant"})
 
     trainer = search_trainer(cfg, options, root)
-    finder = Tuner(trainer).lr_find(
-        module,
-        datamodule=data,
-        min_lr=options.min_lr,
-        max_lr=options.max_lr,
-        num_training=options.num_training,
-        mode=options.mode,
-        early_stop_threshold=options.early_stop_threshold,
-        update_attr=False,
-    )
+    with warnings.catch_warnings():  # SearchClassifier's None after a non-finite loss
+        warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
+        finder = Tuner(trainer).lr_find(
+            module,
+            datamodule=data,
+            min_lr=options.min_lr,
+            max_lr=options.max_lr,
+            num_training=options.num_training,
+            mode=options.mode,
+            early_stop_threshold=options.early_stop_threshold,
+            update_attr=False,
+        )
     if finder is None:
         raise ConfigError("trainer.fast_dev_run", "the LR finder does not run with fast_dev_run")
     lrs = [float(v) for v in finder.results["lr"]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from lrexp.module import Classifier
 from lrexp.sweep import parent_run_id
 from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
 from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.store import TrackedRun, flatten, redact
+from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, flatten, redact
 from lrexp.validate import validate
 
 
@@ -72,18 +74,39 @@ def start_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
     if parent:
         tags["mlflow.parentRunId"] = parent
         tags["sweep_id"] = parent
-    run = TrackedRun(
-        cfg.logger.tracking_uri,
-        cfg.logger.experiment_name,
-        run_name(cfg),
-        tags,
-        artifact_location=cfg.logger.get("artifact_location"),
-    )
+    tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
+    uri = str(cfg.logger.tracking_uri)
+    name, experiment = run_name(cfg), str(cfg.logger.experiment_name)
+    artifacts = cfg.logger.get("artifact_location")
+    try:
+        run = TrackedRun(uri, experiment, name, tags, artifact_location=artifacts)
+    except TrackingUnavailableError as err:
+        if not cfg.logger.get("fallback_to_local"):
+            raise
+        local = f"sqlite:///{Path(cfg.paths.mlruns_dir).resolve()}/mlflow.db"
+        print(f"lrexp: warning: {err}; logging to {local} instead", file=sys.stderr)
+        run = TrackedRun(local, experiment, name, tags, artifact_location=artifacts)
     container = OmegaConf.to_container(cfg, resolve=True)
     params = flatten(container)  # type: ignore[arg-type]
     params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
     run.log_params(params)
     return run
+
+
+def log_dataset(run: TrackedRun, cfg: DictConfig, data: TensorDataModule) -> None:
+    sizes = {split: data.size(split) for split in ("train", "val", "test")}
+    source = f"{cfg.dataset.name} (split_seed={cfg.dataset.split_seed})"
+    run.log_dataset(str(cfg.dataset.name), data.digest(), source, sizes)
+
+
+def system_monitor(cfg: DictConfig, run: TrackedRun | None) -> Any:
+    """MLflow's sampler of CPU, memory and GPU use for this run (None when switched off)."""
+    if run is None or not cfg.logger.get("system_metrics"):
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    interval = float(cfg.logger.get("system_metrics_interval", 10))
+    return SystemMetricsMonitor(run.run_id, interval, tracking_uri=run.tracking_uri)
 
 
 def build_trainer(
@@ -170,12 +193,13 @@ def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedR
 
 
 def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
-    """Validate, load data, train, test on the best checkpoint, and record everything.
+    """Validate, open the MLflow run, load data, train, test on the best checkpoint.
 
-    The MLflow run ends FINISHED, FAILED (an exception; tagged ``diverged=true`` for a
-    non-finite loss) or KILLED (SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt``).
-    Buffered points are flushed in every case. ``callbacks`` are added to the Trainer's own
-    (tests and benchmarks use them to observe or interrupt a run).
+    The MLflow run is opened before any data loads (an unreachable server fails fast) and ends
+    FINISHED, FAILED (an exception; tagged ``diverged=true`` for a non-finite loss) or KILLED
+    (SIGTERM/SIGINT, after writing ``checkpoints/last.ckpt``). Buffered points are flushed in
+    every case. ``callbacks`` are added to the Trainer's own (tests and benchmarks use them to
+    observe or interrupt a run).
     """
     validate(cfg)
     threads = job_threads(cfg)
@@ -184,27 +208,29 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resume_from(cfg, output_dir)
-    pl.seed_everything(int(cfg.seed), verbose=False)
-
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
-    data.setup("fit")
-    net = build_model(cfg.model, data.input_shape, data.num_classes)
-    module = Classifier(
-        net,
-        data.num_classes,
-        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
-        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-    )
-
     run = open_run(cfg, output_dir, resume)
     logger = BufferedMlflowLogger(run) if run is not None else None
-    module.run_id = run.run_id if run is not None else None
-    trainer, checkpoint = build_trainer(cfg, output_dir, logger)
-    extra = [*callbacks, *([PlanArtifacts(run, output_dir)] if run is not None else [])]
-    trainer.callbacks.extend(extra)  # type: ignore[attr-defined]
-
+    module: Classifier | None = None
     status, tags = "FAILED", {}
+    monitor = system_monitor(cfg, run)
+    if monitor is not None:
+        monitor.start()
     try:
+        pl.seed_everything(int(cfg.seed), verbose=False)
+        data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+        data.setup("fit")
+        if run is not None and resume is None:
+            log_dataset(run, cfg, data)
+        module = Classifier(
+            build_model(cfg.model, data.input_shape, data.num_classes),
+            data.num_classes,
+            OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
+            OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+        )
+        module.run_id = run.run_id if run is not None else None
+        trainer, checkpoint = build_trainer(cfg, output_dir, logger)
+        extra = [*callbacks, *([PlanArtifacts(run, output_dir)] if run is not None else [])]
+        trainer.callbacks.extend(extra)  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         best = "best" if checkpoint.best_model_path else None
         trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
@@ -216,16 +242,32 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
         status = "KILLED"
         raise
     finally:
+        if monitor is not None:
+            monitor.finish()
         if run is not None and logger is not None:
-            logger.flush()
-            config_file = output_dir / "resolved_config.yaml"
-            config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-            run.log_artifact(config_file)
-            log_run_figures(run, module.planned_lr, output_dir, run_name(cfg))
-            last = output_dir / "checkpoints" / "last.ckpt"
-            if last.is_file():
-                tags["checkpoint"] = str(last)
-            run.set_tags(tags)
-            run.end(status)
+            planned = module.planned_lr if module is not None else []
+            close_run(run, logger, cfg, output_dir, planned, status, tags)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     return RunResult(metrics, run.run_id if run else None, output_dir, trainer.global_step)
+
+
+def close_run(
+    run: TrackedRun,
+    logger: BufferedMlflowLogger,
+    cfg: DictConfig,
+    output_dir: Path,
+    planned: Sequence[float],
+    status: str,
+    tags: dict[str, str],
+) -> None:
+    """Flush buffered points, log the config and figures, then set the final status."""
+    logger.flush()
+    config_file = output_dir / "resolved_config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run.log_artifact(config_file)
+    log_run_figures(run, planned, output_dir, run_name(cfg))
+    last = output_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        tags["checkpoint"] = str(last)
+    run.set_tags(tags)
+    run.end(status)

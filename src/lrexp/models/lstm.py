@@ -27,6 +27,7 @@ class LSTM(nn.Module):
         forget_bias: float = 0.0,
         chunk: int = 1,
         init: str = "default",
+        head_norm: bool = False,
     ) -> None:
         super().__init__()
         if len(input_shape) == 3:
@@ -62,7 +63,8 @@ class LSTM(nn.Module):
                     param[hidden_size : 2 * hidden_size].fill_(forget_bias)
                 elif forget_bias and name.startswith("bias_hh"):
                     param[hidden_size : 2 * hidden_size].zero_()
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        width = hidden_size * (2 if bidirectional else 1)
+        self.head = nn.Sequential(*([nn.LayerNorm(width)] if head_norm else []), nn.Linear(width, num_classes))
 
     def to_sequence(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, H, C*W); (N, C, L) -> (N, L, C)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 T = TypeVar("T")
@@ -20,6 +22,19 @@ PARAM_VALUE_LIMIT = 6000
 def redact(uri: str) -> str:
     """Hide credentials in a tracking URI (``scheme://user:secret@host`` -> ``user:***``)."""
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking server does not answer."""
+
+
+def is_unreachable(err: BaseException) -> bool:
+    """True for connection failures (as opposed to a refusal by a server that answered)."""
+    text = f"{type(err).__name__} {err}".lower()
+    return any(
+        word in text
+        for word in ("connection", "max retries", "timed out", "name or service", "refused")
+    )
 
 
 def retry_locked(call: Callable[[], T], attempts: int = 20, delay: float = 0.05) -> T:
@@ -64,7 +79,30 @@ class TrackedRun:
         run_id: str | None = None,
     ) -> None:
         self.tracking_uri = tracking_uri
+        if tracking_uri.startswith(("http://", "https://")):
+            # fail within seconds, not after MLflow's default minutes of retries
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         self.client = MlflowClient(tracking_uri)
+        try:
+            self._open(experiment_name, run_name, tags, artifact_location, run_id)
+        except Exception as err:
+            if not is_unreachable(err):
+                raise
+            reason = str(err).splitlines()[0][:200]
+            raise TrackingUnavailableError(
+                f"cannot reach the MLflow tracking server at {redact(tracking_uri)} ({reason}); "
+                "start it, fix logger.tracking_uri, or set logger.fallback_to_local=true"
+            ) from None
+
+    def _open(
+        self,
+        experiment_name: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        artifact_location: str | None,
+        run_id: str | None,
+    ) -> None:
         if run_id is None:
             experiment = retry_locked(lambda: self.client.get_experiment_by_name(experiment_name))
             if experiment is None:
@@ -91,6 +129,12 @@ class TrackedRun:
             history = retry_locked(lambda key=key: self.client.get_metric_history(self.run_id, key))
             self.logged_until[key] = max(m.step for m in history)
         retry_locked(lambda: self.client.update_run(self.run_id, status="RUNNING"))
+
+    def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
+        """Record the training data as an MLflow dataset input (name, digest, split sizes)."""
+        profile = json.dumps({"num_examples": dict(sizes)})
+        dataset = Dataset(name, digest, "lrexp", source, profile=profile)
+        retry_locked(lambda: self.client.log_inputs(self.run_id, [DatasetInput(dataset)]))
 
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
