@@ -28,8 +28,7 @@ else
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
-    echo "install-browser: no $VENV/bin/python: run \`make setup\` first" >&2
-    exit 1
+    make setup VENV="$VENV"  # a clean clone: create the venv the way `make test` does
 fi
 if "$VENV/bin/python" -c "import playwright.sync_api" 2>/dev/null; then
     echo "install-browser: playwright $("$VENV/bin/python" -m pip show playwright 2>/dev/null \

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from conftest import CONF
+from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
 from lrexp.validate import validate
 
@@ -37,7 +38,7 @@ def test_every_option_composes_and_validates(
     cfg = make_cfg(f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="trainer.devices: asks for 1 GPUs but 0"):
+        with pytest.raises(ConfigError, match=r"trainer\.devices: asks for 1 GPUs but 0"):
             validate(cfg)
         return
     validate(cfg)
@@ -48,3 +49,10 @@ def test_every_option_composes_and_validates(
 def test_every_group_has_options() -> None:
     for group in GROUPS:
         assert list((CONF / group).glob("*.yaml")), group
+
+
+def test_launcher_presets_compose(tmp_path: Path) -> None:
+    for launcher, target in (("parallel", "JoblibLauncher"), ("slurm", "SlurmLauncher")):
+        result = run_cli([f"hydra/launcher={launcher}", "--cfg", "hydra"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert target in result.stdout
