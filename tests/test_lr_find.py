@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CONF
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from conftest import CONF
 from lrexp.errors import ConfigError
 from lrexp.lr_find import find_lr, resolve_auto_lr, settings, tune
 
@@ -21,7 +21,9 @@ SEARCH = ("tune.num_training=40", "tune.min_lr=1e-4", "tune.max_lr=10.0")
 
 def tune_override() -> str:
     """``tune=lr_find`` once conf/config.yaml lists ``tune: null``, else ``+tune=lr_find``."""
-    defaults = OmegaConf.load(CONF / "config.yaml").get("defaults", [])
+    config = OmegaConf.load(CONF / "config.yaml")
+    assert isinstance(config, DictConfig)
+    defaults = config.get("defaults", [])
     listed = any(isinstance(item, DictConfig) and "tune" in item for item in defaults)
     return "tune=lr_find" if listed else "+tune=lr_find"
 
@@ -102,6 +104,7 @@ def test_train_after_uses_suggestion_as_onecycle_max_lr(
         "tune.train_after=true", "schedule=onecycle", "trainer.max_epochs=1", "optimizer.lr=auto"
     )
     result = tune(cfg)
+    assert result.run_id is not None
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("lrexp")
     assert experiment is not None

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CONF, ROOT
 from omegaconf import DictConfig, OmegaConf
 
+from conftest import CONF, ROOT
 from lrexp.errors import ConfigError
 from lrexp.plot_schedules import (
     StepPlan,

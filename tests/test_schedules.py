@@ -831,8 +831,9 @@ def test_invalid_parameters_name_their_key(
 
 
 def test_every_shipped_config_validates() -> None:
-    from conftest import CONF
     from omegaconf import OmegaConf
+
+    from conftest import CONF
 
     for path in sorted((CONF / "schedule").glob("*.yaml")):
         cfg: Any = OmegaConf.to_container(OmegaConf.load(path))

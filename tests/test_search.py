@@ -86,9 +86,7 @@ def bounds(distribution: object) -> list[object]:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_schedule_space_bounds_validate(
-    make_cfg: Callable[..., DictConfig], family: str
-) -> None:
+def test_schedule_space_bounds_validate(make_cfg: Callable[..., DictConfig], family: str) -> None:
     """Every family's searched parameter exists in its config and both ends are valid."""
     lines = search.params_lines(search_conf().schedule_params[family])
     space, fixed = search.parse_space(lines)

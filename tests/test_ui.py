@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, run_cli
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, run_cli
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -168,8 +169,8 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
         runs = client.search_runs([experiment.experiment_id])
         (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
         assert parent.info.run_name.startswith("sweep-")
-        children = sorted(r.info.run_name for r in runs if r is not parent)
-        assert children == ["cosine-sgd-mlp-digits-s0", "step-sgd-mlp-digits-s0"]
+        children = {r.info.run_name: r.info.run_id for r in runs if r is not parent}
+        assert sorted(children) == ["cosine-sgd-mlp-digits-s0", "step-sgd-mlp-digits-s0"]
         lap("sweep")
 
         # 2. The server answers.
@@ -191,12 +192,12 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
             page.on("pageerror", lambda err: page_errors.append(str(err)))
             shot = tmp_path / "mlflow_ui.png"
             try:
-                check_ui(sync_api, page, server.url, experiment.experiment_id, parent, children)
+                lr_card = check_ui(
+                    sync_api, page, server.url, experiment.experiment_id, parent, children
+                )
+                # 5. Screenshots: the runs page with the lr chart, then the lr chart full screen.
                 page.screenshot(path=str(shot))
-                # 5b. The lr chart full screen: its legend names both child runs.
-                page.get_by_test_id("experiment-view-compare-runs-card").locator(
-                    'button[data-component-id="fullscreen_button_chartcard"]'
-                ).click()
+                lr_card.locator('button[data-component-id="fullscreen_button_chartcard"]').click()
                 dialog = page.get_by_role("dialog")
                 expect(dialog.get_by_role("heading", name="lr", exact=True)).to_be_visible()
                 for name in children:
@@ -221,9 +222,9 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
 
 
 def check_ui(
-    sync_api: Any, page: Any, url: str, experiment_id: str, parent: Run, children: list[str]
-) -> None:
-    """Steps 4 and 5a: the runs are listed, the lr chart is drawn, the page is photographed."""
+    sync_api: Any, page: Any, url: str, experiment_id: str, parent: Run, children: dict[str, str]
+) -> Any:
+    """Step 4: the sweep's runs are listed and an lr chart is drawn; returns the chart's card."""
     expect = sync_api.expect
     # The experiment's runs page in the "Model training" view (MLflow 3 opens GenAI first).
     page.goto(
@@ -236,8 +237,10 @@ def check_ui(
 
     # 4a. Expand the sweep's parent row (its +/- button): both child runs are listed.
     page.get_by_role("row").filter(has=parent_link).get_by_role("button").first.click()
-    for name in children:
-        expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+    for name, run_id in children.items():
+        child_link = page.get_by_role("link", name=name, exact=True)
+        expect(child_link).to_be_visible()
+        expect(child_link).to_have_attribute("href", re.compile(f"/runs/{run_id}$"))
     # The assistant side panel only narrows the screenshot: close it when it is open.
     with contextlib.suppress(sync_api.Error):
         page.get_by_role("button", name="Close", exact=True).click(timeout=3000)
@@ -247,11 +250,14 @@ def check_ui(
         has=page.locator('input[name="runs-view-mode"][value="CHART"]')
     ).click()
     page.get_by_placeholder("Search metric charts").fill("lr")
-    cards = page.get_by_test_id("experiment-view-compare-runs-card")
-    expect(cards).to_have_count(1)
-    expect(cards.get_by_role("heading", name="lr", exact=True)).to_be_visible()
-    for name in children:
-        expect(cards.get_by_text(f"{name} (lr)", exact=True)).to_be_attached()
-    traces = cards.locator(".js-plotly-plot .scatterlayer .trace")
+    lr_card = page.get_by_test_id("experiment-view-compare-runs-card").filter(
+        has=page.get_by_role("heading", name="lr", exact=True)
+    )
+    expect(lr_card).to_have_count(1)
+    expect(lr_card).to_be_visible()
+    for name in children:  # the legend; its last entries may be clipped, hence not "visible"
+        expect(lr_card.get_by_text(f"{name} (lr)", exact=True)).to_be_attached()
+    traces = lr_card.locator(".js-plotly-plot .scatterlayer .trace")
     expect(traces.first).to_be_attached()
     assert traces.count() >= len(children), f"{traces.count()} plotted lines in the lr chart"
+    return lr_card

@@ -41,12 +41,13 @@ def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from lrexp.lr_find import tune
     from lrexp.tracking.store import TrackingUnavailableError
     from lrexp.train import train
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        result = train(cfg)
+        result = tune(cfg) if cfg.get("tune") is not None else train(cfg)
     except SIGTERMException:
         print(
             f"lrexp: stopped by SIGTERM; resume with: ckpt_path={cfg.paths.output_dir}"

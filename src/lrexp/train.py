@@ -22,6 +22,7 @@ from lrexp.callbacks import LRTrace
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.errors import ConfigError, DivergedError
 from lrexp.faults import CheckpointOnInterrupt
+from lrexp.lr_find import AUTO, find_lr, log_lr_find, with_lr
 from lrexp.models import build_model
 from lrexp.module import Classifier
 from lrexp.sweep import parent_run_id
@@ -202,6 +203,10 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     observe or interrupt a run).
     """
     validate(cfg)
+    finder = None
+    if cfg.optimizer.lr == AUTO:
+        finder = find_lr(cfg)
+        cfg = with_lr(cfg, finder.suggestion)
     threads = job_threads(cfg)
     if threads:
         torch.set_num_threads(threads)
@@ -209,6 +214,8 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resume_from(cfg, output_dir)
     run = open_run(cfg, output_dir, resume)
+    if finder is not None and run is not None:
+        log_lr_find(run, finder, output_dir / "lr_find", run_name(cfg))
     logger = BufferedMlflowLogger(run) if run is not None else None
     module: Classifier | None = None
     status, tags = "FAILED", {}

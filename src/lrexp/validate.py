@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from lrexp.data.sources import SOURCES
 from lrexp.errors import ConfigError
+from lrexp.lr_find import AUTO
+from lrexp.lr_find import settings as lr_find_settings
 from lrexp.models import MODELS
 from lrexp.optim import check_lr, optimizer_kwargs
 from lrexp.plot_schedules import planned_steps
@@ -45,7 +47,10 @@ def validate(cfg: DictConfig) -> None:
         _positive_int(dataset.get(key), f"dataset.{key}")
     if model.get("name") not in MODELS:
         raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
-    lr = check_lr(optimizer.get("lr"))
+    lr_value = optimizer.get("lr")
+    lr = 1.0 if lr_value == AUTO else check_lr(lr_value)  # schedules only multiply it
+    if lr_value == AUTO or container.get("tune") is not None:
+        lr_find_settings(cfg)
     optimizer_class, _ = optimizer_kwargs(optimizer)
     total, steps_per_epoch = planned_steps(cfg)
     with warnings.catch_warnings():  # length mismatches are reported once, when training

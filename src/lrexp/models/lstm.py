@@ -64,7 +64,9 @@ class LSTM(nn.Module):
                 elif forget_bias and name.startswith("bias_hh"):
                     param[hidden_size : 2 * hidden_size].zero_()
         width = hidden_size * (2 if bidirectional else 1)
-        self.head = nn.Sequential(*([nn.LayerNorm(width)] if head_norm else []), nn.Linear(width, num_classes))
+        self.head = nn.Sequential(
+            *([nn.LayerNorm(width)] if head_norm else []), nn.Linear(width, num_classes)
+        )
 
     def to_sequence(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, H, C*W); (N, C, L) -> (N, L, C)."""
