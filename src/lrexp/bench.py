@@ -308,17 +308,22 @@ def main(argv: list[str] | None = None) -> None:
                 measure(name, args.steps + args.warmup, args.warmup, args.repeats, Path(tmp) / name)
             )
         startup = startup_seconds(Path(tmp))
-    header = f"{'workload':<20}{'plain ms':>10}{'lrexp ms':>10}{'stock ms':>10}{'lrexp/plain':>13}{'stock/lrexp':>13}{'lr-log cost':>13}"
+    columns = ("plain ms", "lrexp ms", "stock ms", "lrexp/plain", "stock/lrexp", "lr-log cost")
     print(
-        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; median of {args.repeats} x {args.steps} steps"
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs;"
+        f" median of {args.repeats} x {args.steps} steps"
     )
-    print(header)
+    print(f"{'workload':<20}" + "".join(f"{c:>13}" for c in columns))
     for row in rows:
-        log_cost = row.lrexp_ms / row.lrexp_nolog_ms - 1
-        print(
-            f"{row.workload:<20}{row.plain_ms:>10.3f}{row.lrexp_ms:>10.3f}{row.stock_ms:>10.3f}"
-            f"{row.lrexp_ms / row.plain_ms:>13.2f}{row.stock_ms / row.lrexp_ms:>13.2f}{log_cost:>+13.1%}"
+        cells = (
+            f"{row.plain_ms:.3f}",
+            f"{row.lrexp_ms:.3f}",
+            f"{row.stock_ms:.3f}",
+            f"{row.lrexp_ms / row.plain_ms:.2f}",
+            f"{row.stock_ms / row.lrexp_ms:.2f}",
+            f"{row.lrexp_ms / row.lrexp_nolog_ms - 1:+.1%}",
         )
+        print(f"{row.workload:<20}" + "".join(f"{c:>13}" for c in cells))
     print(f"startup (process start -> first optimizer step of python train.py): {startup:.2f} s")
     if args.json:
         args.json.write_text(

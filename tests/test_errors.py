@@ -1,0 +1,172 @@
+"""Bad input and faults: one clear line, the right exit code and run status, no lost points."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from conftest import CONF, run_cli
+from lrexp.errors import ConfigError
+from lrexp.preflight import check_overrides
+from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
+from lrexp.train import train
+
+BAD_OVERRIDES = [
+    (["schedule=nosuch"], "schedule: no option 'nosuch'"),
+    (["-m", "schedule=step,nosuch"], "schedule: no option 'nosuch'"),
+    (["optimizer.nosuch=1"], "Could not override 'optimizer.nosuch'"),
+    (["optimizer.lr=abc"], "optimizer.lr: must be a number > 0"),
+    (["optimizer.lr=0"], "optimizer.lr: must be a number > 0"),
+    (["optimizer.lr=-0.1"], "optimizer.lr: must be a number > 0"),
+    (["schedule=step", "schedule.gamma=0"], "schedule.gamma: must be > 0"),
+    (["schedule=exponential", "schedule.gamma=-1"], "schedule.gamma: must be > 0"),
+    (["schedule=step", "schedule.unit=step", "schedule.step_size=0"], "schedule.step_size"),
+    (["schedule=multistep", "schedule.milestones=[5,3]"], "schedule.milestones: must be strictly"),
+    (["schedule.warmup.steps=10000"], "schedule.warmup.steps: warmup of 10000 steps"),
+    (["schedule=onecycle", "schedule.pct_start=1.5"], "schedule.pct_start: must be in (0, 1)"),
+    (["schedule=cosine", "schedule.min_factor=2"], "schedule.min_factor: must be in [0, 1]"),
+    (["dataset.batch_size=0"], "dataset.batch_size: must be an integer >= 1"),
+    (["trainer=gpu", "trainer.devices=64"], "trainer.devices: asks for 64 GPUs"),
+    (["schedule=plateau", "schedule.monitor=val/f1"], "schedule.monitor: must be a metric"),
+    (["schedule=onecycle", "optimizer=adagrad"], "schedule.cycle_momentum"),
+    (["seed=abc"], "seed: must be an integer"),
+    (["model=nosuch"], "model: no option 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_OVERRIDES, ids=[" ".join(a) for a, _ in BAD_OVERRIDES]
+)
+def test_bad_overrides_are_named_before_anything_runs(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_overrides(CONF, args)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "args", [["schedule=nosuch"], ["optimizer.lr=abc"], ["schedule.warmup.steps=900"]]
+)
+def test_cli_rejects_with_one_line_and_creates_nothing(tmp_path: Path, args: list[str]) -> None:
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lrexp: error: "), result.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_divergence_stops_within_one_step_and_is_tagged(tmp_path: Path) -> None:
+    result = run_cli(["optimizer.lr=1e6", "trainer.enable_progress_bar=false"], cwd=tmp_path)
+    assert result.returncode == 3
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("lrexp:")]
+    assert len(error_lines) == 1 and "diverged: loss is nan at step" in error_lines[0]
+    assert "(lr 1e+06)" in error_lines[0] or "lr 999" in error_lines[0]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    assert run.info.status == "FAILED" and run.data.tags["diverged"] == "true"
+    step = int(error_lines[0].split("at step ")[1].split()[0])
+    lr_steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr"))
+    assert lr_steps == list(range(step))  # the diverging step made no update
+
+
+class Crash(pl.Callback):
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.global_step == 45:
+            raise RuntimeError("simulated crash")
+
+
+def test_exception_marks_run_failed_after_flushing(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str
+) -> None:
+    cfg = make_cfg(f"logger.tracking_uri={tracking_uri}", "trainer.max_epochs=3")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, callbacks=[Crash()])
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    assert run.info.status == "FAILED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr")) == list(
+        range(45)
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_server_fails_fast_with_one_line() -> None:
+    start = time.monotonic()
+    with pytest.raises(TrackingUnavailableError) as caught:
+        TrackedRun(f"http://127.0.0.1:{free_port()}", "lrexp", "x", {})
+    assert time.monotonic() - start < 10
+    assert "cannot reach the MLflow tracking server" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_fallback_to_local_store(make_cfg: Callable[..., DictConfig], tmp_path: Path) -> None:
+    cfg = make_cfg(
+        f"logger.tracking_uri=http://127.0.0.1:{free_port()}",
+        "logger.fallback_to_local=true",
+        "trainer.max_steps=5",
+    )
+    result = train(cfg)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    assert client.get_run(str(result.run_id)).info.status == "FINISHED"
+
+
+def test_credentials_are_redacted() -> None:
+    assert (
+        redact("https://alice:s3cret@mlflow.example:443/")
+        == "https://alice:***@mlflow.example:443/"
+    )
+    assert redact("postgresql://bob:pw@db/mlflow") == "postgresql://bob:***@db/mlflow"
+    assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+WRITER = """
+import sys
+from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.store import TrackedRun
+uri, name = sys.argv[1], sys.argv[2]
+logger = BufferedMlflowLogger(TrackedRun(uri, "concurrent", name, {}))
+for step in range(3000):
+    logger.log_metrics({"lr": step * 1e-4}, step=step)
+    if step % 250 == 0:
+        logger.flush()
+logger.finalize("success")
+logger.run.end("FINISHED")
+"""
+
+
+@pytest.mark.slow
+def test_four_concurrent_writers_lose_no_points(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/store.db"
+    TrackedRun(uri, "concurrent", "create-the-store-first", {})
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, f"job{i}"], stderr=subprocess.PIPE, text=True
+        )
+        for i in range(4)
+    ]
+    for writer in writers:
+        _, stderr = writer.communicate(timeout=300)
+        assert writer.returncode == 0, stderr[-2000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("concurrent").experiment_id])
+    jobs = [r for r in runs if r.info.run_name.startswith("job")]
+    assert len(jobs) == 4
+    for run in jobs:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr")) == list(
+            range(3000)
+        )
