@@ -170,3 +170,38 @@ def test_four_concurrent_writers_lose_no_points(tmp_path: Path) -> None:
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr")) == list(
             range(3000)
         )
+
+
+@pytest.mark.slow
+def test_sigkilled_run_is_marked_killed_when_compared(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(CONF.parent / "train.py"),
+            "trainer.max_epochs=200",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    database = tmp_path / "mlruns" / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+
+    def run_started() -> bool:
+        experiment = client.get_experiment_by_name("lrexp") if database.exists() else None
+        return bool(experiment and client.search_runs([experiment.experiment_id]))
+
+    deadline = time.monotonic() + 240
+    while not run_started() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    process.kill()
+    process.wait(timeout=60)
+    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    assert run.info.status == "RUNNING"
+    from lrexp.compare import compare
+
+    compare(f"sqlite:///{database}", experiment="lrexp", out_dir=tmp_path / "cmp")
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    assert "KILLED" in (tmp_path / "cmp" / "summary.md").read_text()

@@ -14,7 +14,12 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.trial import TrialState
 
 from conftest import CONF, run_cli
@@ -106,7 +111,7 @@ def sqlite_study(tmp_path: Path) -> optuna.Study:
 
 def test_interrupted_trials_are_failed_not_counted_and_rerun(tmp_path: Path) -> None:
     study = sqlite_study(tmp_path)
-    space = {"x": FloatDistribution(0.0, 1.0)}
+    space: dict[str, BaseDistribution] = {"x": FloatDistribution(0.0, 1.0)}
     done = study.ask(space)
     study.tell(done, 0.5)
     failed = study.ask(space)

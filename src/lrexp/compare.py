@@ -675,11 +675,13 @@ def compare(
     ``get_metric_history`` path.
     """
     from lrexp.plots import Series, plot_comparison
+    from lrexp.tracking.store import mark_dead_runs_killed
 
     client = open_client(tracking_uri)
     runs, what = select_runs(
         client, experiment=experiment, parent=parent, filter_string=filter_string
     )
+    mark_dead_runs_killed(client, runs)  # e.g. SIGKILLed runs left RUNNING
     records = [to_record(run) for run in runs]
     records.sort(key=lambda r: (r.start_time or 0, r.name))
     assign_identities(records)

@@ -529,10 +529,13 @@ class OptunaSweeper(Sweeper):
         output_dir = job_output_dir(ret)
         if output_dir:
             trial.set_user_attr(OUTPUT_DIR, output_dir)
-        run_id = runs.find(output_dir)
-        if run_id:
-            trial.set_user_attr(RUN_ID, run_id)
-            runs.tag_trial(run_id, trial.number)
+        try:  # tracking is best effort: a store problem must not lose the trial's result
+            run_id = runs.find(output_dir)
+            if run_id:
+                trial.set_user_attr(RUN_ID, run_id)
+                runs.tag_trial(run_id, trial.number)
+        except Exception as err:
+            log.warning("trial %d: MLflow run not tagged: %s", trial.number, err)
         if error is not None:
             trial.set_user_attr(ERROR, error)
             log.warning("trial %d failed: %s", trial.number, error)
@@ -559,15 +562,18 @@ class OptunaSweeper(Sweeper):
             best = None
         if best is not None:
             run_id = best.user_attrs.get(RUN_ID)
-            runs.tag_best(run_id)
-            runs.tag_parent(
-                {
-                    TAG_STUDY: study.study_name,
-                    "optuna_best_trial": str(best.number),
-                    "optuna_best_value": repr(best.value),
-                    "optuna_best_run_id": str(run_id),
-                }
-            )
+            try:
+                runs.tag_best(run_id)
+                runs.tag_parent(
+                    {
+                        TAG_STUDY: study.study_name,
+                        "optuna_best_trial": str(best.number),
+                        "optuna_best_value": repr(best.value),
+                        "optuna_best_run_id": str(run_id),
+                    }
+                )
+            except Exception as err:
+                log.warning("best trial's MLflow run not tagged: %s", err)
             results.update(
                 best_trial=best.number,
                 best_value=best.value,

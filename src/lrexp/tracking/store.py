@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -129,6 +130,7 @@ class TrackedRun:
             history = retry_locked(lambda key=key: self.client.get_metric_history(self.run_id, key))
             self.logged_until[key] = max(m.step for m in history)
         retry_locked(lambda: self.client.update_run(self.run_id, status="RUNNING"))
+        self.set_tags({"host": socket.gethostname(), "pid": str(os.getpid())})
 
     def log_dataset(self, name: str, digest: str, source: str, sizes: Mapping[str, int]) -> None:
         """Record the training data as an MLflow dataset input (name, digest, split sizes)."""
@@ -156,3 +158,29 @@ class TrackedRun:
     def end(self, status: str) -> None:
         """Mark the run FINISHED, FAILED or KILLED."""
         retry_locked(lambda: self.client.set_terminated(self.run_id, status))
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_dead_runs_killed(client: MlflowClient, runs: Sequence[Any]) -> list[str]:
+    """Runs still RUNNING whose process (recorded in the ``host``/``pid`` tags) is gone on this
+    host, e.g. after SIGKILL, are marked KILLED; returns their ids."""
+    host = socket.gethostname()
+    reaped = []
+    for run in runs:
+        tags = run.data.tags
+        if run.info.status != "RUNNING" or tags.get("host") != host or "pid" not in tags:
+            continue
+        if not process_alive(int(tags["pid"])):
+            retry_locked(lambda run=run: client.set_terminated(run.info.run_id, "KILLED"))
+            run.info._status = "KILLED"
+            reaped.append(run.info.run_id)
+    return reaped
