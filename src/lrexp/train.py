@@ -219,6 +219,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     logger = BufferedMlflowLogger(run) if run is not None else None
     module: Classifier | None = None
     status, tags = "FAILED", {}
+    fit_metrics: dict[str, float] = {}
     monitor = system_monitor(cfg, run)
     if monitor is not None:
         monitor.start()
@@ -239,6 +240,8 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
         extra = [*callbacks, *([PlanArtifacts(run, output_dir)] if run is not None else [])]
         trainer.callbacks.extend(extra)  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+        # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)
+        fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = "best" if checkpoint.best_model_path else None
         trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
         status = "FINISHED"
@@ -254,7 +257,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
         if run is not None and logger is not None:
             planned = module.planned_lr if module is not None else []
             close_run(run, logger, cfg, output_dir, planned, status, tags)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     return RunResult(metrics, run.run_id if run else None, output_dir, trainer.global_step)
 
 
