@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lrexp.callbacks import LRTrace
@@ -124,8 +124,6 @@ def build_trainer(
     callbacks: list[pl.Callback] = [checkpoint, LRTrace(), interrupt]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
-    if cfg.trainer.enable_model_summary:
-        callbacks.append(ModelSummary(max_depth=callbacks_cfg.model_summary.max_depth))
     trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer)  # type: ignore[assignment]
     trainer = pl.Trainer(
         **trainer_kwargs,
