@@ -25,6 +25,9 @@ test: setup  ## run the whole test suite, slow tests included
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files
 
+bench: setup  ## ms per optimizer step: plain PyTorch vs lrexp vs a stock Lightning template
+	$(PY) scripts/bench.py $(ARGS)
+
 gallery: setup  ## redraw docs/schedules.png
 	$(PY) -m lrexp.plot_schedules --gallery docs/schedules.png
 
