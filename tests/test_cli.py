@@ -120,3 +120,39 @@ def test_every_family_from_the_cli_matches_its_closed_form(tmp_path: Path) -> No
                 family,
                 point.step,
             )
+
+
+EXPERIMENT_BUDGETS = {
+    # experiment -> (extra overrides that shrink the sweep, expected number of runs)
+    "seed_comparison": (["dataset=digits"], 4),
+    "schedule_study": (
+        [
+            "dataset=digits",
+            "hydra.sweeper.params.schedule='cosine,onecycle'",
+            "hydra.sweeper.params.seed=0",
+        ],
+        4,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_runs_with_a_tiny_budget(tmp_path: Path, experiment: str) -> None:
+    assert experiment in EXPERIMENT_BUDGETS, f"give {experiment} a tiny budget here"
+    extra, expected = EXPERIMENT_BUDGETS[experiment]
+    result = run_cli(
+        [
+            f"experiment={experiment}",
+            *extra,
+            "trainer.max_steps=10",
+            "trainer.enable_progress_bar=false",
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    children = [r for r in runs_of(store(tmp_path)) if r.data.tags.get("sweep") != "parent"]
+    assert len(children) == expected
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert all(len(store(tmp_path).get_metric_history(r.info.run_id, "lr")) == 10 for r in children)

@@ -16,7 +16,7 @@ class CNN(nn.Module):
         self,
         input_shape: Sequence[int],
         num_classes: int,
-        channels: Sequence[int] = (32, 64),
+        channels: Sequence[int] = (32, 64, 128),
         kernel_size: int = 3,
         hidden: int = 128,
         dropout: float = 0.0,

@@ -20,7 +20,7 @@ class MLP(nn.Module):
         num_classes: int,
         hidden_sizes: Sequence[int] = (256, 256),
         dropout: float = 0.0,
-        norm: str = "none",
+        norm: str = "layer",
     ) -> None:
         super().__init__()
         if norm not in NORMS:
