@@ -117,7 +117,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_marks_killed_and_resumes_the_same_run(tmp_path: Path) -> None:
-    epochs = 25
+    epochs = 15
     args = [
         str(ROOT / "train.py"),
         f"trainer.max_epochs={epochs}",

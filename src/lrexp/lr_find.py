@@ -314,41 +314,6 @@ def log_lr_find(run: TrackedRun, result: LRFindResult, output_dir: Path, label: 
     )
 
 
-def start_finder_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
-    """The MLflow run of a search: the run's tags plus ``task=lr_find``, the config as params."""
-    from lrexp.sweep import parent_run_id
-    from lrexp.tracking.store import TrackedRun, flatten, redact
-    from lrexp.train import git_commit
-
-    tags = {
-        "task": "lr_find",
-        "dataset": str(cfg.dataset.name),
-        "model": str(cfg.model.name),
-        "optimizer": str(cfg.optimizer.name),
-        "schedule": str(cfg.schedule.name),
-        "seed": str(cfg.seed),
-        "output_dir": str(output_dir),
-    }
-    commit = git_commit(Path(cfg.paths.root_dir))
-    if commit:
-        tags["git_commit"] = commit
-    parent = parent_run_id()
-    if parent:
-        tags["mlflow.parentRunId"] = parent
-        tags["sweep_id"] = parent
-    run = TrackedRun(
-        cfg.logger.tracking_uri,
-        cfg.logger.experiment_name,
-        finder_run_name(cfg),
-        tags,
-        artifact_location=cfg.logger.get("artifact_location"),
-    )
-    params = flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
-    run.log_params(params)
-    return run
-
-
 def tune(cfg: DictConfig) -> RunResult:
     """``tune=lr_find``: search, log a ``lr_find-...`` MLflow run, print the suggestion; with
     ``tune.train_after=true`` then train with ``optimizer.lr`` = the suggestion (a second run).
@@ -359,14 +324,18 @@ def tune(cfg: DictConfig) -> RunResult:
     import torch
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from lrexp.train import RunResult, train
+    from lrexp.train import RunResult, start_run, train
 
     options = settings(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    run = start_finder_run(cfg, output_dir) if cfg.logger.enabled else None
+    run = (
+        start_run(cfg, output_dir, name=finder_run_name(cfg), extra_tags={"task": "lr_find"})
+        if cfg.logger.enabled
+        else None
+    )
     status = "FAILED"
     try:
         result = find_lr(cfg)

@@ -58,9 +58,16 @@ def git_commit(root: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def start_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
-    """Create the MLflow run with its tags and the full flattened config as params."""
+def start_run(
+    cfg: DictConfig,
+    output_dir: Path,
+    name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> TrackedRun:
+    """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
+    full flattened config as params."""
     tags = {
+        **(extra_tags or {}),
         "dataset": str(cfg.dataset.name),
         "model": str(cfg.model.name),
         "optimizer": str(cfg.optimizer.name),
@@ -77,7 +84,7 @@ def start_run(cfg: DictConfig, output_dir: Path) -> TrackedRun:
         tags["sweep_id"] = parent
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
     uri = str(cfg.logger.tracking_uri)
-    name, experiment = run_name(cfg), str(cfg.logger.experiment_name)
+    name, experiment = name or run_name(cfg), str(cfg.logger.experiment_name)
     artifacts = cfg.logger.get("artifact_location")
     try:
         run = TrackedRun(uri, experiment, name, tags, artifact_location=artifacts)

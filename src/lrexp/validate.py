@@ -70,9 +70,10 @@ def validate(cfg: DictConfig) -> None:
             "use trainer.strategy=ddp_spawn under -m",
         )
     devices = trainer.get("devices")
-    if trainer.get("accelerator") in ("gpu", "cuda") and isinstance(devices, int):
+    if trainer.get("accelerator") in ("gpu", "cuda"):
         available = torch.cuda.device_count()
-        if devices > available:
+        wanted = devices if isinstance(devices, int) and devices > 0 else 1
+        if wanted > available:
             raise ConfigError(
-                "trainer.devices", f"asks for {devices} GPUs but {available} are available"
+                "trainer.devices", f"asks for {wanted} GPUs but {available} are available"
             )

@@ -20,7 +20,7 @@ def build_model(cfg: Mapping[str, Any], input_shape: Sequence[int], num_classes:
     params = {k: v for k, v in cfg.items() if k != "name"}
     try:
         return MODELS[cfg["name"]](input_shape, num_classes, **params)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"model.{cfg['name']}", str(err)) from None
 
 
