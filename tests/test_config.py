@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
+from lrexp.optim import SCHEDULE_FREE
 from lrexp.validate import validate
 
 GROUPS = ("dataset", "model", "optimizer", "schedule", "trainer", "logger", "callbacks", "paths")
@@ -37,6 +38,11 @@ def test_every_option_composes_and_validates(
 ) -> None:
     cfg = make_cfg(f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True)
+    if cfg.optimizer.name in SCHEDULE_FREE:  # schedule-free needs schedule=constant
+        with pytest.raises(ConfigError, match=r"needs schedule=constant"):
+            validate(cfg)
+        validate(make_cfg(f"{group}={option}", "schedule=constant"))
+        return
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"trainer\.devices: asks for 1 GPUs but 0"):
             validate(cfg)

@@ -40,6 +40,7 @@ BAD_OVERRIDES = [
     (["schedule=plateau", "schedule.monitor=val/f1"], "schedule.monitor: must be a metric"),
     (["schedule=onecycle", "optimizer=adagrad"], "schedule.cycle_momentum"),
     (["seed=abc"], "seed: must be an integer"),
+    (["optimizer=sf_adamw", "schedule=cosine"], "schedule.name: sf_adamw is schedule-free"),
     (["model=nosuch"], "model: no option 'nosuch'"),
 ]
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.optim import Optimizer
 
+from lrexp.optim import schedule_free_lr
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
 
@@ -52,6 +53,8 @@ class LRTrace(pl.Callback):
         values: dict[str, Any] = {
             key: group["lr"] for key, group in zip(self.keys, groups, strict=True)
         }
+        if "k" in groups[0] and "warmup_steps" in groups[0]:  # a schedule-free optimizer
+            values["sf_lr"] = schedule_free_lr(groups[0])
         if self.momentum_key == "betas":
             values["momentum"] = groups[0]["betas"][0]
         elif self.momentum_key == "momentum":

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lrexp.errors import DivergedError
-from lrexp.optim import build_optimizer
+from lrexp.optim import build_optimizer, is_schedule_free
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
@@ -112,6 +112,26 @@ class Classifier(pl.LightningModule):
             raise DivergedError(self.trainer.global_step, lr, float(loss.detach()))
         return loss
 
+    def _schedule_free_mode(self, training: bool) -> None:
+        """Schedule-free optimizers train on one sequence of weights and evaluate (and save
+        checkpoints) on their average: switch between the two where Lightning changes phase."""
+        for optimizer in self.trainer.optimizers if self._trainer is not None else []:
+            if is_schedule_free(optimizer):
+                optimizer.train() if training else optimizer.eval()  # type: ignore[attr-defined]
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._schedule_free_mode(True)
+
+    def on_validation_start(self) -> None:
+        self._schedule_free_mode(False)
+
+    def on_test_start(self) -> None:
+        self._schedule_free_mode(False)
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_metrics("train")
+        self._schedule_free_mode(False)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
         (a resumed run continues it), the RNG state and the running epoch sums."""
@@ -133,9 +153,6 @@ class Classifier(pl.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
-
-    def on_train_epoch_end(self) -> None:
-        self._epoch_metrics("train")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

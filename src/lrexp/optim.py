@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+import schedulefree
 import torch
 from torch import nn
 
@@ -25,7 +26,25 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
     "rmsprop": (torch.optim.RMSprop, {}),
     "adagrad": (torch.optim.Adagrad, {}),
     "adadelta": (torch.optim.Adadelta, {}),
+    "sf_adamw": (schedulefree.AdamWScheduleFree, {}),
+    "sf_sgd": (schedulefree.SGDScheduleFree, {}),
 }
+#: Schedule-free optimizers (Defazio et al. 2024): they average iterates instead of decaying
+#: the LR, need train()/eval() switching, and only make sense with a constant schedule.
+SCHEDULE_FREE = ("sf_adamw", "sf_sgd")
+
+
+def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    return hasattr(optimizer, "train") and hasattr(optimizer, "eval") and "k" in optimizer.defaults
+
+
+def schedule_free_lr(group: Mapping[str, Any]) -> float:
+    """The LR a schedule-free optimizer's next update uses: lr times its own linear warmup."""
+    warmup = int(group.get("warmup_steps", 0))
+    step = int(group.get("k", 0))
+    return float(group["lr"]) * (min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
+
+
 #: Keys handled by lrexp rather than passed to the torch class.
 LREXP_KEYS = ("name", "lr", "decay_norm_and_bias")
 

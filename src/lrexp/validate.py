@@ -16,7 +16,7 @@ from lrexp.errors import ConfigError
 from lrexp.lr_find import AUTO
 from lrexp.lr_find import settings as lr_find_settings
 from lrexp.models import MODELS
-from lrexp.optim import check_lr, optimizer_kwargs
+from lrexp.optim import SCHEDULE_FREE, check_lr, optimizer_kwargs
 from lrexp.plot_schedules import planned_steps
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
@@ -56,6 +56,12 @@ def validate(cfg: DictConfig) -> None:
     with warnings.catch_warnings():  # length mismatches are reported once, when training
         warnings.simplefilter("ignore")
         schedule = build_schedule(container["schedule"], total, lr, steps_per_epoch)
+    if optimizer.get("name") in SCHEDULE_FREE and container["schedule"].get("name") != "constant":
+        raise ConfigError(
+            "schedule.name",
+            f"{optimizer['name']} is schedule-free and needs schedule=constant (warmup allowed), "
+            f"got {container['schedule'].get('name')}",
+        )
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     trainer = container["trainer"]

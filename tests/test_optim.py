@@ -1,0 +1,57 @@
+"""Optimizer factory: param groups, per-group LR logging, schedule-free optimizers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+from torch import nn
+
+from lrexp.optim import build_optimizer
+from lrexp.train import train
+
+
+def test_weight_decay_spares_biases_and_norm_weights() -> None:
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    optimizer = build_optimizer(net, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1})
+    decay, no_decay = optimizer.param_groups
+    assert (decay["name"], decay["weight_decay"]) == ("decay", 0.1)
+    assert (no_decay["name"], no_decay["weight_decay"]) == ("no_decay", 0.0)
+    assert {p.ndim for p in decay["params"]} == {2} and {p.ndim for p in no_decay["params"]} == {1}
+    everything = build_optimizer(
+        net, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1, "decay_norm_and_bias": True}
+    )
+    assert len(everything.param_groups) == 1
+
+
+def test_groups_are_logged_as_lr_slash_group(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str
+) -> None:
+    result = train(
+        make_cfg(f"logger.tracking_uri={tracking_uri}", "optimizer=adamw", "trainer.max_steps=12")
+    )
+    client = MlflowClient(tracking_uri)
+    metrics = client.get_run(str(result.run_id)).data.metrics
+    assert "lr" not in metrics and {"lr/decay", "lr/no_decay"} <= set(metrics)
+    steps = sorted(m.step for m in client.get_metric_history(str(result.run_id), "lr/no_decay"))
+    assert steps == list(range(12))
+
+
+def test_schedule_free_trains_evaluates_on_averaged_weights_and_logs_its_lr(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str
+) -> None:
+    result = train(
+        make_cfg(
+            f"logger.tracking_uri={tracking_uri}",
+            "optimizer=sf_adamw",
+            "optimizer.warmup_steps=20",
+            "schedule=constant",
+            "trainer.max_epochs=3",
+        )
+    )
+    assert result.metrics["test/acc"] > 0.9
+    client = MlflowClient(tracking_uri)
+    history = sorted(client.get_metric_history(str(result.run_id), "sf_lr"), key=lambda m: m.step)
+    assert [m.step for m in history] == list(range(120))
+    assert history[0].value == 0.0025 / 20 and history[19].value == 0.0025 == history[-1].value
