@@ -55,3 +55,28 @@ def test_schedule_free_trains_evaluates_on_averaged_weights_and_logs_its_lr(
     history = sorted(client.get_metric_history(str(result.run_id), "sf_lr"), key=lambda m: m.step)
     assert [m.step for m in history] == list(range(120))
     assert history[0].value == 0.0025 / 20 and history[19].value == 0.0025 == history[-1].value
+
+
+def test_group_lr_scale_by_name_pattern(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str
+) -> None:
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    optimizer = build_optimizer(net, {"name": "sgd", "lr": 0.1, "group_lr_scale": {r"^2\.": 10.0}})
+    groups = {g["name"]: g for g in optimizer.param_groups}
+    assert groups.keys() == {r"^2\.", "all"}
+    assert groups[r"^2\."]["lr"] == 1.0 and groups["all"]["lr"] == 0.1
+    assert len(groups[r"^2\."]["params"]) == 2
+
+    result = train(
+        make_cfg(
+            f"logger.tracking_uri={tracking_uri}",
+            "+optimizer.group_lr_scale={net.5: 0.5}",  # the MLP head
+            "trainer.max_steps=8",
+        )
+    )
+    client = MlflowClient(tracking_uri)
+    head = sorted(client.get_metric_history(str(result.run_id), "lr/net.5"), key=lambda m: m.step)
+    rest = sorted(client.get_metric_history(str(result.run_id), "lr/all"), key=lambda m: m.step)
+    assert [m.step for m in head] == list(range(8))
+    for a, b in zip(head, rest, strict=True):
+        assert a.value == 0.5 * b.value

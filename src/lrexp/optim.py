@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,7 +47,7 @@ def schedule_free_lr(group: Mapping[str, Any]) -> float:
 
 
 #: Keys handled by lrexp rather than passed to the torch class.
-LREXP_KEYS = ("name", "lr", "decay_norm_and_bias")
+LREXP_KEYS = ("name", "lr", "decay_norm_and_bias", "group_lr_scale")
 
 
 def check_lr(value: Any) -> float:
@@ -75,26 +76,52 @@ def optimizer_kwargs(cfg: Mapping[str, Any]) -> tuple[type[torch.optim.Optimizer
 
 
 def param_groups(
-    model: nn.Module, weight_decay: float, decay_norm_and_bias: bool
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    decay_norm_and_bias: bool,
+    lr_scale: Mapping[str, float] | None = None,
 ) -> list[dict[str, Any]]:
-    """One group, or ``decay``/``no_decay`` groups that spare biases and norm weights."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if weight_decay == 0 or decay_norm_and_bias:
-        return [{"params": params, "name": "all"}]
-    decay = [p for p in params if p.ndim > 1]
-    no_decay = [p for p in params if p.ndim <= 1]
-    return [
-        {"params": decay, "name": "decay"},
-        {"params": no_decay, "name": "no_decay", "weight_decay": 0.0},
-    ]
+    """Split the parameters into named groups.
+
+    ``lr_scale`` maps a regular expression over parameter names (``net.head.0.weight``) to an
+    LR multiplier; the first matching pattern wins and names the group. With weight decay,
+    biases and norm weights (1-D parameters) go to ``*no_decay`` groups unless
+    ``decay_norm_and_bias``. Without any split there is one group, ``all``.
+    """
+    split_decay = weight_decay != 0 and not decay_norm_and_bias
+    groups: dict[str, dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        pattern = next((p for p in lr_scale or {} if re.search(p, name)), None)
+        parts = [pattern] if pattern is not None else []
+        if split_decay:
+            parts.append("decay" if param.ndim > 1 else "no_decay")
+        key = "/".join(parts) or "all"
+        group = groups.setdefault(key, {"params": [], "name": key})
+        group["params"].append(param)
+        if pattern is not None:
+            group["lr"] = lr * float(lr_scale[pattern])  # type: ignore[index]
+        if split_decay and param.ndim <= 1:
+            group["weight_decay"] = 0.0
+    return list(groups.values())
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
     """Build the optimizer named ``cfg['name']`` at base LR ``cfg['lr']``."""
     lr = check_lr(cfg.get("lr"))
     cls, kwargs = optimizer_kwargs(cfg)
+    lr_scale = dict(cfg.get("group_lr_scale") or {})
+    for pattern, scale in lr_scale.items():
+        if not isinstance(scale, int | float) or isinstance(scale, bool) or scale <= 0:
+            raise ConfigError(f"optimizer.group_lr_scale.{pattern}", f"must be > 0, got {scale!r}")
     groups = param_groups(
-        model, float(kwargs.get("weight_decay", 0.0)), bool(cfg.get("decay_norm_and_bias", False))
+        model,
+        lr,
+        float(kwargs.get("weight_decay", 0.0)),
+        bool(cfg.get("decay_norm_and_bias", False)),
+        lr_scale,
     )
     try:
         return cls(groups, lr=lr, **kwargs)
