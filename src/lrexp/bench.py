@@ -167,9 +167,8 @@ class StockModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(
-            self.net, OmegaConf.to_container(self.cfg.optimizer, resolve=True)
-        )  # type: ignore[arg-type]
+        settings = OmegaConf.to_container(self.cfg.optimizer, resolve=True)
+        optimizer = build_optimizer(self.net, settings)  # type: ignore[arg-type]
         lr_lambda = build_schedule(
             OmegaConf.to_container(self.cfg.schedule, resolve=True),  # type: ignore[arg-type]
             self.steps,

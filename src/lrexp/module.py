@@ -53,8 +53,8 @@ class Classifier(pl.LightningModule):
                 for split in ("val", "test")
             }
         )
-        for metric in self.accuracy.values():
-            metric.persistent(True)  # a mid-epoch checkpoint keeps the running accuracy
+        for split in ("val", "test"):
+            self.metric(split).persistent(True)  # a mid-epoch checkpoint keeps the running state
         self.loss_sums: dict[str, Tensor] = {}
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
@@ -62,6 +62,10 @@ class Classifier(pl.LightningModule):
         #: the LR planned for each optimizer step of the run (set with the optimizer)
         self.planned_lr: list[float] = []
         self.metric_driven = False
+
+    def metric(self, split: str) -> MulticlassAccuracy:
+        """The torchmetrics accuracy of ``val`` or ``test``."""
+        return self.accuracy[f"{split}_acc"]  # type: ignore[return-value]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -72,7 +76,7 @@ class Classifier(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         with torch.no_grad():
             if split != "train":
-                self.accuracy[f"{split}_acc"].update(logits, y)
+                self.metric(split).update(logits, y)
             # loss sum, correct predictions and examples, summed on the device: no host sync
             correct = (logits.argmax(dim=-1) == y).sum()
             count = loss.new_tensor(float(len(y)))
@@ -94,8 +98,8 @@ class Classifier(pl.LightningModule):
         if split == "train":
             accuracy = sums[1] / sums[2]
         else:
-            accuracy = self.accuracy[f"{split}_acc"].compute()
-            self.accuracy[f"{split}_acc"].reset()
+            accuracy = self.metric(split).compute()
+            self.metric(split).reset()
         metrics = {f"{split}/loss": float(sums[0] / sums[2]), f"{split}/acc": float(accuracy)}
         # callback_metrics (checkpoint monitor, progress bar) get them through Lightning; the
         # store gets them at step = optimizer updates so far, the same axis as the `lr` trace
@@ -157,7 +161,7 @@ class Classifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.loss_sums.pop("val", None)
-            self.accuracy["val_acc"].reset()
+            self.metric("val").reset()
             return
         self._epoch_metrics("val")
         if self.scheduler is not None and self.trainer.state.fn == "fit":

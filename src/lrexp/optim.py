@@ -124,6 +124,6 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
         lr_scale,
     )
     try:
-        return cls(groups, lr=lr, **kwargs)
+        return cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
     except (TypeError, ValueError) as err:
         raise ConfigError(f"optimizer.{cfg['name']}", str(err).splitlines()[0]) from None

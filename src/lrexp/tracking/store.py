@@ -8,6 +8,7 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,7 +128,7 @@ class TrackedRun:
         """Mark a resumed run RUNNING again and note the last step logged for each metric."""
         run = retry_locked(lambda: self.client.get_run(self.run_id))
         for key in run.data.metrics:
-            history = retry_locked(lambda key=key: self.client.get_metric_history(self.run_id, key))
+            history = retry_locked(partial(self.client.get_metric_history, self.run_id, key))
             self.logged_until[key] = max(m.step for m in history)
         retry_locked(lambda: self.client.update_run(self.run_id, status="RUNNING"))
         self.set_tags({"host": socket.gethostname(), "pid": str(os.getpid())})
@@ -141,16 +142,16 @@ class TrackedRun:
     def log_params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
         for part in chunks(items, PARAMS_PER_BATCH):
-            retry_locked(lambda part=part: self.client.log_batch(self.run_id, params=part))
+            retry_locked(partial(self.client.log_batch, self.run_id, params=part))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         items = [RunTag(k, v) for k, v in tags.items()]
         for part in chunks(items, PARAMS_PER_BATCH):
-            retry_locked(lambda part=part: self.client.log_batch(self.run_id, tags=part))
+            retry_locked(partial(self.client.log_batch, self.run_id, tags=part))
 
     def log_metrics(self, metrics: Sequence[Metric]) -> None:
         for part in chunks(metrics, METRICS_PER_BATCH):
-            retry_locked(lambda part=part: self.client.log_batch(self.run_id, metrics=part))
+            retry_locked(partial(self.client.log_batch, self.run_id, metrics=part))
 
     def log_artifact(self, path: Path) -> None:
         retry_locked(lambda: self.client.log_artifact(self.run_id, str(path)))
@@ -180,7 +181,7 @@ def mark_dead_runs_killed(client: MlflowClient, runs: Sequence[Any]) -> list[str
         if run.info.status != "RUNNING" or tags.get("host") != host or "pid" not in tags:
             continue
         if not process_alive(int(tags["pid"])):
-            retry_locked(lambda run=run: client.set_terminated(run.info.run_id, "KILLED"))
+            retry_locked(partial(client.set_terminated, run.info.run_id, "KILLED"))
             run.info._status = "KILLED"
             reaped.append(run.info.run_id)
     return reaped
