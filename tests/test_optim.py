@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from torch import nn
 
-from lrexp.optim import build_optimizer
+from lrexp.errors import ConfigError
+from lrexp.optim import build_optimizer, scaled_lr
 from lrexp.train import train
 
 
@@ -80,3 +82,23 @@ def test_group_lr_scale_by_name_pattern(
     assert [m.step for m in head] == list(range(8))
     for a, b in zip(head, rest, strict=True):
         assert a.value == 0.5 * b.value
+
+
+def test_scale_lr_rules(make_cfg: Callable[..., DictConfig], tracking_uri: str) -> None:
+    assert scaled_lr(0.1, "linear", 128, 32) == pytest.approx(0.4)
+    assert scaled_lr(0.1, "sqrt", 128, 32) == pytest.approx(0.2)
+    assert scaled_lr(0.1, "none", 128, 32) == 0.1
+    with pytest.raises(ConfigError, match=r"optimizer\.scale_lr"):
+        scaled_lr(0.1, "cubic", 128, 32)
+    result = train(
+        make_cfg(
+            f"logger.tracking_uri={tracking_uri}",
+            "optimizer.scale_lr=linear",
+            "optimizer.reference_batch_size=16",
+            "trainer.accumulate_grad_batches=2",
+            "schedule=constant",
+            "trainer.max_steps=3",
+        )
+    )
+    history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
+    assert [m.value for m in history] == pytest.approx([0.1 * 32 * 2 / 16] * 3)

@@ -35,6 +35,25 @@ OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
 SCHEDULE_FREE = ("sf_adamw", "sf_sgd")
 
 
+def scaled_lr(lr: float, rule: str, global_batch: int, reference_batch: int) -> float:
+    """``lr`` scaled for a global batch of ``global_batch`` examples: linear (Goyal et al.)
+    multiplies by global/reference, sqrt by its square root, none leaves it."""
+    if rule not in SCALE_RULES:
+        raise ConfigError(
+            "optimizer.scale_lr", f"must be one of {', '.join(SCALE_RULES)}, got {rule!r}"
+        )
+    if (
+        isinstance(reference_batch, bool)
+        or not isinstance(reference_batch, int)
+        or reference_batch < 1
+    ):
+        raise ConfigError(
+            "optimizer.reference_batch_size", f"must be an integer >= 1, got {reference_batch!r}"
+        )
+    ratio = global_batch / reference_batch
+    return lr * {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[rule]
+
+
 def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
     return hasattr(optimizer, "train") and hasattr(optimizer, "eval") and "k" in optimizer.defaults
 
@@ -47,7 +66,15 @@ def schedule_free_lr(group: Mapping[str, Any]) -> float:
 
 
 #: Keys handled by lrexp rather than passed to the torch class.
-LREXP_KEYS = ("name", "lr", "decay_norm_and_bias", "group_lr_scale")
+LREXP_KEYS = (
+    "name",
+    "lr",
+    "decay_norm_and_bias",
+    "group_lr_scale",
+    "scale_lr",
+    "reference_batch_size",
+)
+SCALE_RULES = ("none", "linear", "sqrt")
 
 
 def check_lr(value: Any) -> float:

@@ -25,6 +25,7 @@ from lrexp.faults import CheckpointOnInterrupt
 from lrexp.lr_find import AUTO, find_lr, log_lr_find, with_lr
 from lrexp.models import build_model
 from lrexp.module import Classifier
+from lrexp.optim import scaled_lr
 from lrexp.sweep import parent_run_id
 from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
 from lrexp.tracking.logger import BufferedMlflowLogger
@@ -162,6 +163,17 @@ def checkpoint_run_id(path: Path) -> str | None:
     return str(run_id) if run_id else None
 
 
+def with_scaled_lr(cfg: DictConfig) -> DictConfig:
+    """Apply ``optimizer.scale_lr``: the global batch is dataset.batch_size (already global
+    under DDP, where ranks shard it) times the gradient-accumulation steps."""
+    rule = str(cfg.optimizer.get("scale_lr", "none"))
+    if rule == "none" or cfg.optimizer.lr == AUTO:
+        return cfg
+    global_batch = int(cfg.dataset.batch_size) * int(cfg.trainer.accumulate_grad_batches)
+    reference = cfg.optimizer.get("reference_batch_size")
+    return with_lr(cfg, scaled_lr(float(cfg.optimizer.lr), rule, global_batch, reference))
+
+
 def job_threads(cfg: DictConfig) -> int | None:
     """``threads``, or under the joblib launcher cpu_count // n_jobs (None: torch's default)."""
     if cfg.threads:
@@ -208,6 +220,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     observe or interrupt a run).
     """
     validate(cfg)
+    cfg = with_scaled_lr(cfg)
     finder = None
     if cfg.optimizer.lr == AUTO:
         finder = find_lr(cfg)

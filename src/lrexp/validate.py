@@ -16,7 +16,7 @@ from lrexp.errors import ConfigError
 from lrexp.lr_find import AUTO
 from lrexp.lr_find import settings as lr_find_settings
 from lrexp.models import MODELS
-from lrexp.optim import SCHEDULE_FREE, check_lr, optimizer_kwargs
+from lrexp.optim import SCHEDULE_FREE, check_lr, optimizer_kwargs, scaled_lr
 from lrexp.plot_schedules import planned_steps
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
@@ -52,6 +52,12 @@ def validate(cfg: DictConfig) -> None:
     if lr_value == AUTO or container.get("tune") is not None:
         lr_find_settings(cfg)
     optimizer_class, _ = optimizer_kwargs(optimizer)
+    scaled_lr(
+        1.0,
+        str(optimizer.get("scale_lr", "none")),
+        1,
+        optimizer.get("reference_batch_size", 1),
+    )
     total, steps_per_epoch = planned_steps(cfg)
     with warnings.catch_warnings():  # length mismatches are reported once, when training
         warnings.simplefilter("ignore")
