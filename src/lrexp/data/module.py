@@ -1,0 +1,142 @@
+"""The data module: whole-dataset tensors, normalized once, batched by index on the device."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from lrexp.data.augment import random_shift_flip
+from lrexp.data.batching import IndexBatches
+from lrexp.data.sources import SOURCES
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data module is configured with (mirrors ``conf/dataset/*.yaml``)."""
+
+    name: str
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    val_size: int = 200
+    test_size: int = 360
+    split_seed: int = 0
+    shuffle_seed: int = 0
+    data_dir: str = "data"
+    download: bool = True
+    verify: bool = True
+    shift: int = 0
+    flip: bool = False
+
+
+class TensorDataModule(pl.LightningDataModule):
+    """Loads a dataset once into tensors and serves index batches on the training device."""
+
+    def __init__(self, spec: DataSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self.num_classes = 0
+        self.zero_value = torch.zeros(0)
+        self._device = torch.device("cpu")
+        self.resume_at: tuple[int, int] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, split (seeded) and normalize the data; idempotent."""
+        if self.splits:
+            return
+        spec = self.spec
+        raw = SOURCES[spec.name](Path(spec.data_dir), spec.download, spec.verify, spec.test_size)
+        order = torch.randperm(
+            len(raw.y_train), generator=torch.Generator().manual_seed(spec.split_seed)
+        )
+        val, train = order[: spec.val_size], order[spec.val_size :]
+        x_train = raw.x_train[train]
+        channel_dims = [0, *range(2, x_train.ndim)]
+        mean = x_train.mean(dim=channel_dims, keepdim=True)
+        std = x_train.std(dim=channel_dims, keepdim=True).clamp_min(1e-8)
+
+        def normalize(x: Tensor) -> Tensor:
+            return ((x - mean) / std).contiguous()
+
+        self.splits = {
+            "train": (normalize(x_train), raw.y_train[train]),
+            "val": (normalize(raw.x_train[val]), raw.y_train[val]),
+            "test": (normalize(raw.x_test), raw.y_test),
+        }
+        self.num_classes = raw.num_classes
+        # a raw 0 (black) pixel after normalization: what shifted-in pixels are filled with
+        self.zero_value = (-mean / std).flatten()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example, channels first: (C, H, W) for images, (C, L) for signals."""
+        return tuple(self.splits["train"][0].shape[1:])
+
+    def digest(self) -> str:
+        """Short SHA-256 of every split's tensors: identical data gives an identical digest."""
+        sha = hashlib.sha256()
+        for split in ("train", "val", "test"):
+            for tensor in self.splits[split]:
+                sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return sha.hexdigest()[:16]
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split][1])
+
+    def _on_device(self, split: str) -> tuple[Tensor, Tensor]:
+        device = self.trainer.strategy.root_device if self.trainer is not None else self._device
+        x, y = self.splits[split]
+        if x.device != device:
+            x, y = x.to(device), y.to(device)
+            self.splits[split] = (x, y)
+        return x, y
+
+    def _batches(self, split: str, **kwargs: Any) -> IndexBatches:
+        x, y = self._on_device(split)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        return IndexBatches(x, y, rank=rank, world_size=world, **kwargs)
+
+    def progress(self) -> tuple[int, int]:
+        """(current epoch, training batches completed in it), from the trainer's counters."""
+        if self.trainer is None:
+            return 0, 0
+        loop = self.trainer.fit_loop
+        return (
+            loop.epoch_progress.current.completed,
+            loop.epoch_loop.batch_progress.current.completed,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: where training stands, so a resume skips seen batches."""
+        return {"train_position": list(self.progress())}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning restores this before it first asks for the training batches."""
+        epoch, completed = state_dict["train_position"]
+        self.resume_at = (int(epoch), int(completed))
+
+    def train_dataloader(self) -> IndexBatches:
+        spec = self.spec
+        image = len(self.input_shape) == 3
+        return self._batches(
+            "train",
+            batch_size=spec.batch_size,
+            shuffle=True,
+            seed=spec.shuffle_seed,
+            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
+            start_at=self.resume_at,
+            augment=random_shift_flip(spec.shift, spec.flip, self.zero_value) if image else None,
+        )
+
+    def val_dataloader(self) -> IndexBatches:
+        return self._batches("val", batch_size=self.spec.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> IndexBatches:
+        return self._batches("test", batch_size=self.spec.eval_batch_size, shuffle=False)
