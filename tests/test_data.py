@@ -74,7 +74,7 @@ def write_cifar10(root: Path, per_batch: int, n_test: int, seed: int = 0) -> dic
 
 
 def module(name: str, root: Path, **kwargs: object) -> TensorDataModule:
-    data = TensorDataModule(DataSpec(name=name, data_dir=str(root), download=False, **kwargs))  # type: ignore[arg-type]
+    data = TensorDataModule(DataSpec(name=name, data_dir=str(root), download=False, **kwargs))
     data.setup("fit")
     return data
 
@@ -266,7 +266,7 @@ def test_offline_sets_have_no_augmentation_but_images_do(tmp_path: Path) -> None
 
 def batches(n: int = 103, **kwargs: object) -> IndexBatches:
     x = torch.arange(n, dtype=torch.float32)[:, None]
-    return IndexBatches(x, torch.arange(n), **kwargs)  # type: ignore[arg-type]
+    return IndexBatches(x, torch.arange(n), **kwargs)
 
 
 def test_shuffle_is_seeded_per_epoch() -> None:
