@@ -11,6 +11,7 @@ installs both. ``LREXP_UPDATE_DOCS=1`` also copies the screenshot to ``docs/mlfl
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import shutil
@@ -19,8 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # CI machines may set http_proxy; the server is on loopback and must be reached directly.
+    "--no-proxy-server",
 ]
 # Quiet, offline, single-process server: no telemetry, no job-runner processes.
 SERVER_ENV = {
@@ -95,18 +96,33 @@ class MlflowServer:
     def wait_until_up(self, timeout: float = SERVER_START_TIMEOUT) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
+        last_answer = "no answer yet"
         while True:
             if self.proc.poll() is not None:
                 pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            last_answer = self.probe_health()
+            if last_answer == "200":
+                return
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server not up after {timeout}s:\n{self.log_tail()}")
+                pytest.fail(
+                    f"mlflow server not up after {timeout}s (last /health: {last_answer}):\n"
+                    f"{self.log_tail()}"
+                )
             time.sleep(0.25)
+
+    def probe_health(self) -> str:
+        """GET /health straight to the loopback port (urllib would honour http_proxy)."""
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            body = response.read(200).decode(errors="replace")
+            return "200" if response.status == 200 else f"{response.status} {body!r}"
+        except OSError as err:
+            return f"{type(err).__name__}: {err}"
+        finally:
+            connection.close()
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
