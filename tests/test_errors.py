@@ -42,6 +42,8 @@ BAD_OVERRIDES = [
     (["seed=abc"], "seed: must be an integer"),
     (["optimizer=sf_adamw", "schedule=cosine"], "schedule.name: sf_adamw is schedule-free"),
     (["model=nosuch"], "model: no option 'nosuch'"),
+    (["model=cnn", "dataset=mnist1d", "model.channels_last=true"], "model.channels_last: needs"),
+    (["compile=maybe"], "compile: must be true or false"),
 ]
 
 

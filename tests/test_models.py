@@ -109,3 +109,51 @@ def test_every_model_trains_on_every_offline_dataset(
     assert metrics["test/acc"] > floor, metrics
     steps = {"digits": 40, "mnist1d": 35}[dataset]  # 1257 / 32 and 3500 / 100, rounded up
     assert result.global_step == epochs * steps
+
+
+def test_channels_last_cnn_computes_the_same_logits_and_gradients() -> None:
+    torch.manual_seed(0)
+    plain = build_model({"name": "cnn", "channels": [8, 16]}, (3, 16, 16), 10)
+    fast = build_model({"name": "cnn", "channels": [8, 16], "channels_last": True}, (3, 16, 16), 10)
+    fast.load_state_dict(plain.state_dict())
+    conv = fast.features[0]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()
+    x = torch.randn(4, 3, 16, 16)
+    y = torch.tensor([0, 1, 2, 3])
+    losses = [torch.nn.functional.cross_entropy(net(x), y) for net in (plain, fast)]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast.features[0].weight.grad, plain.features[0].weight.grad)
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_bf16_autocast_and_channels_last_train_the_cnn(make_cfg: Callable[..., DictConfig]) -> None:
+    """The GPU speed options also run (and learn) on the CPU: bf16 autocast, NHWC."""
+    cfg = make_cfg(
+        "model=cnn",
+        "dataset=digits",
+        "logger=none",
+        "model.channels_last=true",
+        "trainer.precision=bf16-mixed",
+        "trainer.max_epochs=2",
+        "threads=1",
+    )
+    result = train(cfg)
+    assert result.global_step == 2 * 40
+    assert result.metrics["test/acc"] > 0.8, result.metrics
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("restore_threads")
+def test_compiled_model_trains_and_checkpoints_plain_names(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    """``compile=true`` compiles in place: same learning, checkpoints loadable uncompiled."""
+    cfg = make_cfg("logger=none", "compile=true", "trainer.max_epochs=2", "threads=1")
+    result = train(cfg)
+    assert result.metrics["test/acc"] > 0.8, result.metrics
+    state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    names = list(state["state_dict"])
+    assert names and not any("_orig_mod" in name for name in names), names

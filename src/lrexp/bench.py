@@ -87,9 +87,25 @@ def epoch_batches(data: TensorDataModule, steps: int) -> Iterator[tuple[Tensor, 
         epoch += 1
 
 
+def bench_device(cfg: DictConfig) -> torch.device:
+    """The device ``trainer.accelerator`` names (``gpu``/``cuda``: the first GPU)."""
+    return torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+
+
 def fresh_model(cfg: DictConfig, data: TensorDataModule) -> nn.Module:
+    """The workload's model with the seed's initial weights, on the bench device, compiled
+    when ``compile=true`` (as lrexp's training path does)."""
     torch.manual_seed(int(cfg.seed))
-    return build_model(cfg.model, data.input_shape, data.num_classes)
+    model = build_model(cfg.model, data.input_shape, data.num_classes).to(bench_device(cfg))
+    if cfg.get("compile"):
+        model.compile()
+    return model
+
+
+def autocast(cfg: DictConfig) -> torch.autocast:
+    """bf16 autocast when ``trainer.precision`` asks for it, as Lightning's precision plugin."""
+    enabled = str(cfg.trainer.precision) == "bf16-mixed"
+    return torch.autocast(bench_device(cfg).type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def plain_loop(
@@ -111,7 +127,8 @@ def plain_loop(
     for index, (x, y) in enumerate(epoch_batches(data, steps)):
         if index == warmup:
             start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with autocast(cfg):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -206,12 +223,15 @@ def stock_lightning(
             return iter(order)
 
     loader = DataLoader(
-        TensorDataset(x, y), batch_size=int(cfg.dataset.batch_size), sampler=SameOrder()
+        TensorDataset(x.cpu(), y.cpu()),
+        batch_size=int(cfg.dataset.batch_size),
+        sampler=SameOrder(),
     )
     clock = StepClock(warmup)
     trainer = pl.Trainer(
-        accelerator="cpu",
+        accelerator=str(cfg.trainer.accelerator),
         devices=1,
+        precision=cfg.trainer.precision,
         max_steps=steps,
         logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
         callbacks=[LearningRateMonitor(logging_interval="step"), clock],
@@ -234,11 +254,15 @@ class Row:
     stock_ms: float
 
 
-def measure(name: str, steps: int, warmup: int, repeats: int, root: Path) -> Row:
+def measure(
+    name: str, steps: int, warmup: int, repeats: int, root: Path, overrides: list[str]
+) -> Row:
     """Median ms/step of each setup over ``repeats`` runs."""
-    cfg = bench_config(WORKLOADS[name] + ["trainer.enable_model_summary=false"], root)
+    quiet = ["trainer.enable_model_summary=false"]
+    cfg = bench_config(WORKLOADS[name] + quiet + overrides, root)
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
     data.setup("fit")
+    data._device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
     uri = f"sqlite:///{root}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})
     setups: dict[str, Callable[[], float]] = {
@@ -283,6 +307,12 @@ def startup_seconds(root: Path) -> float:
     raise RuntimeError(f"train.py did not reach a first step:\n{result.stderr[-2000:]}")
 
 
+def device_name(overrides: list[str]) -> str:
+    """The GPU's name when the overrides train on one, else ``CPU``."""
+    on_gpu = any(o in ("trainer=gpu", "trainer.accelerator=gpu") for o in overrides)
+    return torch.cuda.get_device_name(0) if on_gpu and torch.cuda.is_available() else "CPU"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
@@ -291,6 +321,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--json", type=Path, help="write one row per workload here")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="config overrides for every workload and setup, e.g. trainer=gpu "
+        "trainer.precision=bf16-mixed compile=true",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -303,14 +339,15 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.workloads:
-            rows.append(
-                measure(name, args.steps + args.warmup, args.warmup, args.repeats, Path(tmp) / name)
-            )
+            total = args.steps + args.warmup
+            root = Path(tmp) / name
+            rows.append(measure(name, total, args.warmup, args.repeats, root, args.overrides))
         startup = startup_seconds(Path(tmp))
     columns = ("plain ms", "lrexp ms", "stock ms", "lrexp/plain", "stock/lrexp", "lr-log cost")
     print(
-        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs;"
-        f" median of {args.repeats} x {args.steps} steps"
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs,"
+        f" {device_name(args.overrides)}; median of {args.repeats} x {args.steps} steps"
+        + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
     )
     print(f"{'workload':<20}" + "".join(f"{c:>13}" for c in columns))
     for row in rows:

@@ -247,8 +247,11 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
         data.setup("fit")
         if run is not None and resume is None:
             log_dataset(run, cfg, data)
+        net = build_model(cfg.model, data.input_shape, data.num_classes)
+        if cfg.get("compile"):
+            net.compile()  # in place: checkpoints keep the plain parameter names
         module = Classifier(
-            build_model(cfg.model, data.input_shape, data.num_classes),
+            net,
             data.num_classes,
             OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
             OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.data.sources import SOURCES
+from lrexp.data.sources import SIGNAL_DATASETS, SOURCES
 from lrexp.errors import ConfigError
 from lrexp.lr_find import AUTO
 from lrexp.lr_find import settings as lr_find_settings
@@ -47,6 +47,12 @@ def validate(cfg: DictConfig) -> None:
         _positive_int(dataset.get(key), f"dataset.{key}")
     if model.get("name") not in MODELS:
         raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
+    if model.get("channels_last") and dataset["name"] in SIGNAL_DATASETS:
+        raise ConfigError(
+            "model.channels_last", f"needs images (C, H, W); {dataset['name']} holds 1-D signals"
+        )
+    if not isinstance(container.get("compile", False), bool):
+        raise ConfigError("compile", f"must be true or false, got {container['compile']!r}")
     lr_value = optimizer.get("lr")
     lr = 1.0 if lr_value == AUTO else check_lr(lr_value)  # schedules only multiply it
     if lr_value == AUTO or container.get("tune") is not None:

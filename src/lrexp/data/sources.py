@@ -145,3 +145,5 @@ SOURCES: dict[str, Callable[[Path, bool, bool, int], RawData]] = {
     "fashion_mnist": load_torchvision("fashion_mnist"),
     "cifar10": load_torchvision("cifar10"),
 }
+#: datasets of 1-D signals (C, L); every other source yields images (C, H, W)
+SIGNAL_DATASETS = frozenset({"mnist1d"})

@@ -20,11 +20,16 @@ class CNN(nn.Module):
         kernel_size: int = 3,
         hidden: int = 128,
         dropout: float = 0.0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         dims = len(input_shape) - 1
         if dims not in (1, 2):
             raise ValueError(f"CNN needs (C, L) or (C, H, W) inputs, got shape {input_shape}")
+        if channels_last and dims != 2:
+            raise ValueError(f"channels_last needs images (C, H, W), got shape {input_shape}")
+        #: NHWC activations: faster convolutions on tensor-core GPUs, same results
+        self.channels_last = channels_last
         conv, norm, pool = (
             (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
             if dims == 1
@@ -50,6 +55,10 @@ class CNN(nn.Module):
             head.append(nn.Dropout(dropout))
         head.append(nn.Linear(hidden, num_classes))
         self.head = nn.Sequential(*head)
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x))
