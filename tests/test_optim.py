@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import pytorch_lightning as pl
+import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from torch import nn
+from torch.nn.utils import parameters_to_vector
 
 from lrexp.errors import ConfigError
 from lrexp.optim import build_optimizer, scaled_lr
@@ -102,3 +105,58 @@ def test_scale_lr_rules(make_cfg: Callable[..., DictConfig], tracking_uri: str) 
     )
     history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
     assert [m.value for m in history] == pytest.approx([0.1 * 32 * 2 / 16] * 3)
+
+
+class Weights(pl.Callback):
+    """The flattened parameters when fitting starts and ends."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = parameters_to_vector(pl_module.parameters()).detach().clone()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.end = parameters_to_vector(pl_module.parameters()).detach().clone()
+
+
+def fit_weights(cfg: DictConfig) -> Weights:
+    weights = Weights()
+    train(cfg, callbacks=[weights])
+    return weights
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    """Accumulation is lrexp's own (manual optimization): 2 x 16 examples with
+    accumulate_grad_batches=2 make the same updates as batches of 32 (the MLP's LayerNorm is
+    per example, and the shuffled order does not depend on the batch size)."""
+    common = ("logger=none", "schedule=cosine", "optimizer=momentum", "trainer.max_steps=20")
+    full = fit_weights(make_cfg(*common, "dataset.batch_size=32"))
+    halves = fit_weights(
+        make_cfg(*common, "dataset.batch_size=16", "trainer.accumulate_grad_batches=2")
+    )
+    torch.testing.assert_close(halves.start, full.start, rtol=0, atol=0)
+    assert (full.end - full.start).norm() > 0.1  # 20 real updates
+    torch.testing.assert_close(halves.end, full.end, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradient_clipping_bounds_the_update(
+    make_cfg: Callable[..., DictConfig], algorithm: str
+) -> None:
+    """One plain-SGD step at lr 0.1 with gradients clipped at 0.001 moves the weights by at
+    most 0.1 * 0.001 (in L2 norm, or per coordinate for ``value``)."""
+    clip, lr = 1e-3, 0.1
+    weights = fit_weights(
+        make_cfg(
+            "logger=none",
+            "schedule=constant",
+            f"optimizer.lr={lr}",
+            "optimizer.weight_decay=0",
+            "trainer.max_steps=1",
+            f"trainer.gradient_clip_val={clip}",
+            f"+trainer.gradient_clip_algorithm={algorithm}",
+        )
+    )
+    step = (weights.end - weights.start).double()  # float32 differences: ~1e-3 relative error
+    size = step.norm() if algorithm == "norm" else step.abs().max()
+    assert 0.5 * lr * clip < size <= lr * clip * 1.01  # unclipped: over 100x larger

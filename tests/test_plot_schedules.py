@@ -46,14 +46,14 @@ def assert_png(path: Path) -> None:
 
 def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[float | None]]:
     """Fit ``cfg``'s data, model, Classifier and ``trainer`` settings the way ``lrexp.train``
-    does (no MLflow, no checkpoints); return Lightning's ``estimated_stepping_batches`` and the
-    LR / momentum that every optimizer update used."""
+    does (no MLflow, no checkpoints); return the number of optimizer steps the module planned
+    for and the LR / momentum that every optimizer update used."""
     import pytorch_lightning as pl
     from torch.optim import Optimizer
 
     from lrexp.data import DataSpec, TensorDataModule
     from lrexp.models import build_model
-    from lrexp.module import Classifier
+    from lrexp.module import Classifier, StepOptions
 
     class Record(pl.Callback):
         def __init__(self) -> None:
@@ -62,7 +62,7 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
             self.momenta: list[float | None] = []
 
         def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-            self.estimated = float(trainer.estimated_stepping_batches)
+            self.estimated = float(len(pl_module.planned_lr))  # type: ignore[arg-type]
 
         def on_before_optimizer_step(
             self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer
@@ -74,15 +74,17 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     pl.seed_everything(0, verbose=False)
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
     data.setup("fit")
+    trainer_kwargs, steps = StepOptions.split(OmegaConf.to_container(cfg.trainer))  # type: ignore[arg-type]
     module = Classifier(
         build_model(cfg.model, data.input_shape, data.num_classes),
         data.num_classes,
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+        steps,
     )
     record = Record()
     trainer = pl.Trainer(
-        **OmegaConf.to_container(cfg.trainer),  # type: ignore[arg-type]
+        **trainer_kwargs,
         logger=False,
         callbacks=[record],
         enable_checkpointing=False,

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from lrexp.cli import config_dir
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.models import build_model
-from lrexp.module import Classifier
+from lrexp.module import Classifier, StepOptions
 from lrexp.optim import build_optimizer
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
@@ -149,6 +149,7 @@ def lrexp_path(
         data.num_classes,
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+        StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1],  # type: ignore[arg-type]
     )
     logger = None
     if tracking_uri is not None:
@@ -257,7 +258,7 @@ class Row:
 def measure(
     name: str, steps: int, warmup: int, repeats: int, root: Path, overrides: list[str]
 ) -> Row:
-    """Median ms/step of each setup over ``repeats`` runs."""
+    """Median ms/step of each setup over ``repeats`` interleaved rounds."""
     quiet = ["trainer.enable_model_summary=false"]
     cfg = bench_config(WORKLOADS[name] + quiet + overrides, root)
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
@@ -271,7 +272,12 @@ def measure(
         "lrexp_nolog": lambda: lrexp_path(cfg, data, steps, warmup, None)[0],
         "stock": lambda: stock_lightning(cfg, data, steps, warmup, uri),
     }
-    medians = {key: statistics.median(run() for _ in range(repeats)) for key, run in setups.items()}
+    # Rounds of every setup in turn, so that a slow spell of a shared CPU hits all setups alike.
+    samples: dict[str, list[float]] = {key: [] for key in setups}
+    for _ in range(repeats):
+        for key, run in setups.items():
+            samples[key].append(run())
+    medians = {key: statistics.median(values) for key, values in samples.items()}
     return Row(name, medians["plain"], medians["lrexp"], medians["lrexp_nolog"], medians["stock"])
 
 
@@ -317,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--json", type=Path, help="write one row per workload here")

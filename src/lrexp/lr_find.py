@@ -182,7 +182,9 @@ def search_trainer(cfg: DictConfig, options: LRFindSettings, root: Path) -> pl.T
     of ``options.num_training`` optimizer steps, with no logger and no callbacks."""
     import pytorch_lightning as pl
 
-    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    from lrexp.module import StepOptions
+
+    kwargs, _ = StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
     kwargs.update(SEARCH_TRAINER_OVERRIDES, max_steps=options.num_training)
     return pl.Trainer(**kwargs, logger=False, callbacks=[], default_root_dir=str(root))
 
@@ -194,13 +196,12 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     ``<paths.output_dir>/lr_find/``. Raises :class:`ConfigError` for an invalid config, or when
     the search stopped too early to suggest an LR.
     """
-    import warnings
-
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
     from lrexp.data import DataSpec, TensorDataModule
     from lrexp.models import build_model
+    from lrexp.module import StepOptions
     from lrexp.validate import validate
 
     options = settings(cfg)
@@ -214,21 +215,20 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     net = build_model(cfg.model, data.input_shape, data.num_classes)
     optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
     optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
-    module = _search_classifier()(net, data.num_classes, optimizer, {"name": "constant"})
+    steps = StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1]  # type: ignore[arg-type]
+    module = _search_classifier()(net, data.num_classes, optimizer, {"name": "constant"}, steps)
 
     trainer = search_trainer(cfg, options, root)
-    with warnings.catch_warnings():  # SearchClassifier's None after a non-finite loss
-        warnings.filterwarnings("ignore", message=r"`training_step` returned `None`")
-        finder = Tuner(trainer).lr_find(
-            module,
-            datamodule=data,
-            min_lr=options.min_lr,
-            max_lr=options.max_lr,
-            num_training=options.num_training,
-            mode=options.mode,
-            early_stop_threshold=options.early_stop_threshold,
-            update_attr=False,
-        )
+    finder = Tuner(trainer).lr_find(
+        module,
+        datamodule=data,
+        min_lr=options.min_lr,
+        max_lr=options.max_lr,
+        num_training=options.num_training,
+        mode=options.mode,
+        early_stop_threshold=options.early_stop_threshold,
+        update_attr=False,
+    )
     if finder is None:
         raise ConfigError("trainer.fast_dev_run", "the LR finder does not run with fast_dev_run")
     lrs = [float(v) for v in finder.results["lr"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,7 +19,9 @@ from lrexp.optim import build_optimizer, is_schedule_free
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
-SCHEDULER_KEYS = ("interval", "frequency", "monitor")
+#: the schedule keys that tell Classifier._step_schedulers when to step (the metric-driven
+#: families' ``monitor`` is read by lrexp itself, in :meth:`Classifier.on_validation_epoch_end`)
+SCHEDULER_KEYS = ("interval", "frequency")
 
 #: Lightning warnings that do not apply here: lrexp logs per epoch and per optimizer step itself
 #: (not through ``log_every_n_steps``) and reduces its epoch metrics across ranks before logging.
@@ -31,8 +34,34 @@ for _message in QUIET_WARNINGS:  # at import, so spawned DDP workers are quiet t
     warnings.filterwarnings("ignore", message=_message)
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """How micro-batches become optimizer steps. lrexp steps the optimizer itself (Lightning's
+    manual optimization, which dispatches far fewer hooks per step than the automatic loop), so
+    it owns these ``trainer`` settings instead of Lightning."""
+
+    accumulate: int = 1  #: ``trainer.accumulate_grad_batches``
+    clip_val: float | None = None  #: ``trainer.gradient_clip_val``
+    clip_algorithm: str = "norm"  #: ``trainer.gradient_clip_algorithm``: norm | value
+
+    @classmethod
+    def split(cls, trainer: Mapping[str, Any]) -> tuple[dict[str, Any], StepOptions]:
+        """The ``pl.Trainer`` keyword arguments without this class's keys, and the options."""
+        kwargs = dict(trainer)
+        options = cls(
+            accumulate=int(kwargs.pop("accumulate_grad_batches", None) or 1),
+            clip_val=kwargs.pop("gradient_clip_val", None),
+            clip_algorithm=str(kwargs.pop("gradient_clip_algorithm", None) or "norm"),
+        )
+        return kwargs, options
+
+
 class Classifier(pl.LightningModule):
-    """Trains ``net`` with cross-entropy; logs loss and accuracy per split at epoch ends."""
+    """Trains ``net`` with cross-entropy; logs loss and accuracy per split at epoch ends.
+
+    Each training batch runs forward, backward and (at the end of an accumulation window, as
+    Lightning's automatic optimization would) the optimizer and step-interval scheduler steps.
+    """
 
     def __init__(
         self,
@@ -40,8 +69,11 @@ class Classifier(pl.LightningModule):
         num_classes: int,
         optimizer: Mapping[str, Any],
         schedule: Mapping[str, Any],
+        steps: StepOptions | None = None,
     ) -> None:
         super().__init__()
+        self.automatic_optimization = False
+        self.steps = steps or StepOptions()
         self.net = net
         self.optimizer_cfg = dict(optimizer)
         self.schedule_cfg = dict(schedule)
@@ -62,6 +94,16 @@ class Classifier(pl.LightningModule):
         #: the LR planned for each optimizer step of the run (set with the optimizer)
         self.planned_lr: list[float] = []
         self.metric_driven = False
+        #: gradients of an unfinished accumulation window are waiting for more micro-batches
+        self.mid_window = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook call (dozens per step); it is a
+        # plain string, so skip nn.Module's parameter/buffer/submodule bookkeeping for it.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def metric(self, split: str) -> MulticlassAccuracy:
         """The torchmetrics accuracy of ``val`` or ``test``."""
@@ -114,7 +156,42 @@ class Classifier(pl.LightningModule):
         if not torch.isfinite(loss):
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
             raise DivergedError(self.trainer.global_step, lr, float(loss.detach()))
+        optimizer = self.optimizers(use_pl_optimizer=True)
+        assert not isinstance(optimizer, list)  # configure_optimizers returns one optimizer
+        window = self.steps.accumulate
+        if batch_idx % window == 0:
+            optimizer.zero_grad()
+        # like Lightning's automatic accumulation: every micro-batch's loss is divided by the
+        # window, and the last batch of an epoch closes a shorter window
+        self.manual_backward(loss / window if window > 1 else loss)
+        self.mid_window = (batch_idx + 1) % window != 0 and (
+            batch_idx + 1 != self.trainer.num_training_batches
+        )
+        if not self.mid_window:
+            optimizer.step()
+            self._step_schedulers("step", batch_idx + 1)
         return loss
+
+    def _step_schedulers(self, interval: str, count: int) -> None:
+        """Step the schedulers of ``interval`` whose ``frequency`` divides ``count``: the
+        epoch's 1-based batch index, or the epochs done. This is Lightning's rule in automatic
+        optimization, which :func:`lrexp.plot_schedules.scheduler_positions` plans with."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == interval and count % config.frequency == 0:
+                config.scheduler.step()  # type: ignore[call-arg]
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """Clip here: after backward and (with fp16 AMP) after the gradients are unscaled."""
+        if self.steps.clip_val:
+            self.clip_gradients(
+                optimizer,
+                gradient_clip_val=self.steps.clip_val,
+                gradient_clip_algorithm=self.steps.clip_algorithm,
+            )
+
+    def on_validation_model_zero_grad(self) -> None:
+        if not self.mid_window:  # a mid-epoch validation must not drop a window's gradients
+            super().on_validation_model_zero_grad()
 
     def _schedule_free_mode(self, training: bool) -> None:
         """Schedule-free optimizers train on one sequence of weights and evaluate (and save
@@ -135,6 +212,7 @@ class Classifier(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._epoch_metrics("train")
         self._schedule_free_mode(False)
+        self._step_schedulers("epoch", self.trainer.current_epoch + 1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
@@ -170,14 +248,25 @@ class Classifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_metrics("test")
 
+    def planned_optimizer_steps(self) -> tuple[int, int]:
+        """(optimizer steps in the run, optimizer steps per epoch) for this Trainer."""
+        trainer = self.trainer
+        # Lightning's estimate counts micro-batches here (it does not know the window); asking
+        # for it also sets up the train data when the epochs bound the run
+        micro_batches = int(trainer.estimated_stepping_batches)
+        batches = trainer.num_training_batches
+        if math.isinf(batches):  # not set up when max_steps alone bounds the run
+            batches = len(trainer.datamodule.train_dataloader())  # type: ignore[attr-defined]
+        steps_per_epoch = math.ceil(batches / self.steps.accumulate)
+        max_epochs = trainer.max_epochs
+        if max_epochs is None or max_epochs < 0:
+            return micro_batches, steps_per_epoch  # max_steps: already optimizer steps
+        total = steps_per_epoch * max_epochs
+        return (min(total, trainer.max_steps) if trainer.max_steps >= 0 else total), steps_per_epoch
+
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.net, self.optimizer_cfg)
-        trainer = self.trainer
-        total = int(trainer.estimated_stepping_batches)
-        batches = trainer.num_training_batches
-        if math.isinf(batches):  # not set up yet when max_steps alone bounds the run
-            batches = len(trainer.datamodule.train_dataloader())  # type: ignore[attr-defined]
-        steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        total, steps_per_epoch = self.planned_optimizer_steps()
         schedule = build_schedule(
             self.schedule_cfg, total, float(self.optimizer_cfg["lr"]), steps_per_epoch
         )

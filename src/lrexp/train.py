@@ -24,7 +24,7 @@ from lrexp.errors import ConfigError, DivergedError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.lr_find import AUTO, find_lr, log_lr_find, with_lr
 from lrexp.models import build_model
-from lrexp.module import Classifier
+from lrexp.module import Classifier, StepOptions
 from lrexp.optim import scaled_lr
 from lrexp.sweep import parent_run_id
 from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
@@ -132,7 +132,7 @@ def build_trainer(
     callbacks: list[pl.Callback] = [checkpoint, LRTrace(), interrupt]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
-    trainer_kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer)  # type: ignore[assignment]
+    trainer_kwargs, _ = StepOptions.split(OmegaConf.to_container(cfg.trainer))  # type: ignore[arg-type]
     trainer = pl.Trainer(
         **trainer_kwargs,
         logger=logger if logger is not None else False,
@@ -255,6 +255,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
             data.num_classes,
             OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
             OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+            StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1],  # type: ignore[arg-type]
         )
         module.run_id = run.run_id if run is not None else None
         trainer, checkpoint = build_trainer(cfg, output_dir, logger)
