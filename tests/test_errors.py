@@ -44,6 +44,8 @@ BAD_OVERRIDES = [
     (["model=nosuch"], "model: no option 'nosuch'"),
     (["model=cnn", "dataset=mnist1d", "model.channels_last=true"], "model.channels_last: needs"),
     (["compile=maybe"], "compile: must be true or false"),
+    (["trainer=ddp_cpu", "dataset.batch_size=4"], "dataset.batch_size: 4 leaves a training batch"),
+    (["trainer=ddp_cpu", "dataset.batch_size=1"], "dataset.batch_size: 1 leaves a training batch"),
 ]
 
 

@@ -231,10 +231,12 @@ class Classifier(pl.LightningModule):
         self.latest = dict(checkpoint.get("lrexp_latest", {}))
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        if len(batch[1]):  # under DDP a short last batch may leave a rank nothing to evaluate
+            self._step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        if len(batch[1]):
+            self._step(batch, "test")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:

@@ -17,7 +17,7 @@ from lrexp.lr_find import AUTO
 from lrexp.lr_find import settings as lr_find_settings
 from lrexp.models import MODELS
 from lrexp.optim import SCHEDULE_FREE, check_lr, optimizer_kwargs, scaled_lr
-from lrexp.plot_schedules import planned_steps
+from lrexp.plot_schedules import planned_steps, train_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 
@@ -95,3 +95,31 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 "trainer.devices", f"asks for {wanted} GPUs but {available} are available"
             )
+    check_shards(dataset, world_size(trainer))
+
+
+def world_size(trainer: dict[str, Any]) -> int:
+    """Processes a data-parallel run starts: devices (-1: every GPU) times nodes."""
+    devices = trainer.get("devices")
+    if devices == -1 or devices == "auto":
+        on_gpu = trainer.get("accelerator") in ("gpu", "cuda")
+        devices = torch.cuda.device_count() if on_gpu else 1
+    if isinstance(devices, str):  # Lightning also takes "2" or "0,1"
+        devices = int(devices) if devices.isdigit() else len(devices.strip(",").split(","))
+    per_node = devices if isinstance(devices, int) else len(devices or [0])
+    return max(1, per_node) * int(trainer.get("num_nodes") or 1)
+
+
+def check_shards(dataset: dict[str, Any], world: int) -> None:
+    """Every rank must get examples from every global training batch (each rank takes a
+    strided shard of it); an empty shard would have no loss to back-propagate."""
+    if world < 2:
+        return
+    batch_size = int(dataset["batch_size"])
+    last = train_size(dataset) % batch_size or batch_size
+    if min(batch_size, last) < world:
+        raise ConfigError(
+            "dataset.batch_size",
+            f"{batch_size} leaves a training batch of {min(batch_size, last)} example(s) for "
+            f"{world} processes; pick a batch size whose last batch has at least {world}",
+        )
