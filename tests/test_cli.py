@@ -30,6 +30,9 @@ def test_default_run_records_exact_lr_trace(tmp_path: Path) -> None:
     result = run_cli(["trainer.max_epochs=2", "trainer.enable_progress_bar=false"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mlflow ui --backend-store-uri" in result.stdout
+    console = result.stdout + result.stderr
+    for noise in ("Creating initial MLflow database tables", "system metrics", "💡 Tip"):
+        assert noise not in console
 
     client = store(tmp_path)
     (run,) = runs_of(client)

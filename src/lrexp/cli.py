@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,30 @@ def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> No
         console.print(f"browse: mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
 
 
+#: third-party loggers whose INFO lines (store migrations, system-metrics thread) say nothing
+#: to someone training a model; their warnings still show
+QUIET_LOGGERS = ("mlflow.store.db.utils", "mlflow.system_metrics", "alembic")
+#: Lightning INFO lines that are advertising or internal bookkeeping
+NOISE_PREFIXES = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping batches")
+
+
+class DropNoise(logging.Filter):
+    """Drops log records whose message starts with one of :data:`NOISE_PREFIXES`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(NOISE_PREFIXES)
+
+
+DROP_NOISE = DropNoise()
+
+
+def quiet_logs() -> None:
+    """Keep a run's console to Lightning's progress, warnings and lrexp's own report."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(DROP_NOISE)
+
+
 def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
@@ -46,6 +71,7 @@ def run_task(cfg: DictConfig) -> float | None:
     from lrexp.train import train
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    quiet_logs()
     try:
         result = tune(cfg) if cfg.get("tune") is not None else train(cfg)
     except SIGTERMException:
