@@ -67,6 +67,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def loopback_works() -> bool:
+    """Whether this sandbox lets a process connect to its own 127.0.0.1 listener."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        try:
+            with socket.create_connection(server.getsockname(), timeout=5):
+                return True
+        except OSError:
+            return False
+
+
 class MlflowServer:
     """``mlflow server`` on a free 127.0.0.1 port, stopped (with its worker) on exit."""
 
@@ -142,6 +154,8 @@ class MlflowServer:
 
 @pytest.mark.slow
 def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
+    if not loopback_works():
+        pytest.skip("this machine refuses TCP connections to 127.0.0.1, which the server needs")
     browser_path = chromium_path()
     if browser_path is None:
         pytest.skip("no Chromium at /usr/bin/chromium (LREXP_CHROMIUM): run .ci/install-browser.sh")
