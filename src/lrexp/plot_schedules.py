@@ -123,7 +123,7 @@ def _limit_batches(batches: int, limit: Any) -> int:
 class StepPlan:
     """How a run's training batches turn into optimizer steps."""
 
-    total: int  #: optimizer steps in the run (Lightning's ``estimated_stepping_batches``)
+    total: int  #: optimizer steps in the run
     steps_per_epoch: int  #: ceil(batches_per_epoch / accumulate)
     batches_per_epoch: int  #: ceil(train_size / batch_size), after ``limit_train_batches``
     accumulate: int  #: ``trainer.accumulate_grad_batches``
@@ -171,8 +171,8 @@ def planned_steps(cfg: DictConfig) -> tuple[int, int]:
     """``(total optimizer steps, optimizer steps per epoch)`` of the run ``cfg`` describes.
 
     steps_per_epoch = ceil(ceil(train_size / batch_size) / accumulate_grad_batches); total =
-    steps_per_epoch * max_epochs, capped by ``max_steps`` unless -1: the same numbers as the
-    Lightning Trainer's ``estimated_stepping_batches`` and lrexp's ``configure_optimizers``.
+    steps_per_epoch * max_epochs, capped by ``max_steps`` unless -1: the same numbers as
+    :meth:`lrexp.module.Classifier.planned_optimizer_steps` uses for a real run.
     """
     plan = step_plan(cfg)
     return plan.total, plan.steps_per_epoch
