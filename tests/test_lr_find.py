@@ -88,6 +88,20 @@ def test_auto_lr_is_deterministic_and_ignores_lr_and_schedule(
     assert settings(make_cfg("optimizer.lr=auto")) == settings(make_cfg(tune_override()))
 
 
+def test_search_with_accumulation_has_one_point_per_optimizer_step(
+    finder_cfg: Callable[..., DictConfig],
+) -> None:
+    """The finder counts optimizer steps: 40 of them over 2-batch windows, 40 distinct LRs."""
+    result = find_lr(
+        finder_cfg(
+            "trainer.accumulate_grad_batches=2", "tune.max_lr=1.0", "tune.early_stop_threshold=null"
+        )
+    )
+    assert result.steps == len(result.lrs) == len(result.losses) == 40
+    assert len(set(result.lrs)) == 40
+    assert result.lrs == sorted(result.lrs)
+
+
 def test_non_finite_loss_ends_the_search(finder_cfg: Callable[..., DictConfig]) -> None:
     result = find_lr(
         finder_cfg("tune.max_lr=1e12", "tune.early_stop_threshold=null", "tune.num_training=60")

@@ -161,18 +161,25 @@ def finder_run_name(cfg: DictConfig) -> str:
 
 
 def _search_classifier() -> type[Classifier]:
-    from lrexp.errors import DivergedError
+    import torch
+
     from lrexp.module import Classifier
 
     class SearchClassifier(Classifier):
-        """The run's Classifier; a non-finite loss stops the search instead of raising."""
+        """The run's Classifier under Lightning's automatic optimization, whose LR finder then
+        sees the accumulation window (one point per optimizer step); a non-finite loss stops
+        the search instead of raising."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.automatic_optimization = True
 
         def training_step(self, batch: Any, batch_idx: int) -> Any:
-            try:
-                return super().training_step(batch, batch_idx)
-            except DivergedError:
-                self.trainer.should_stop = True  # Lightning records NaN for this step
-                return None
+            loss = self._step(batch, "train")
+            if torch.isfinite(loss):
+                return loss
+            self.trainer.should_stop = True  # Lightning records NaN for this step
+            return None
 
     return SearchClassifier
 
@@ -182,9 +189,7 @@ def search_trainer(cfg: DictConfig, options: LRFindSettings, root: Path) -> pl.T
     of ``options.num_training`` optimizer steps, with no logger and no callbacks."""
     import pytorch_lightning as pl
 
-    from lrexp.module import StepOptions
-
-    kwargs, _ = StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
     kwargs.update(SEARCH_TRAINER_OVERRIDES, max_steps=options.num_training)
     return pl.Trainer(**kwargs, logger=False, callbacks=[], default_root_dir=str(root))
 
@@ -201,7 +206,6 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
 
     from lrexp.data import DataSpec, TensorDataModule
     from lrexp.models import build_model
-    from lrexp.module import StepOptions
     from lrexp.validate import validate
 
     options = settings(cfg)
@@ -215,8 +219,8 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     net = build_model(cfg.model, data.input_shape, data.num_classes)
     optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
     optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
-    steps = StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1]  # type: ignore[arg-type]
-    module = _search_classifier()(net, data.num_classes, optimizer, {"name": "constant"}, steps)
+    # accumulation and clipping: the Trainer's own, in automatic optimization
+    module = _search_classifier()(net, data.num_classes, optimizer, {"name": "constant"})
 
     trainer = search_trainer(cfg, options, root)
     finder = Tuner(trainer).lr_find(

@@ -212,7 +212,8 @@ class Classifier(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._epoch_metrics("train")
         self._schedule_free_mode(False)
-        self._step_schedulers("epoch", self.trainer.current_epoch + 1)
+        if not self.automatic_optimization:  # else Lightning steps them (the LR finder)
+            self._step_schedulers("epoch", self.trainer.current_epoch + 1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
