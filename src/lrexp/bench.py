@@ -263,7 +263,7 @@ def measure(
     cfg = bench_config(WORKLOADS[name] + quiet + overrides, root)
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
     data.setup("fit")
-    data._device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
+    data.device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
     uri = f"sqlite:///{root}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})
     setups: dict[str, Callable[[], float]] = {

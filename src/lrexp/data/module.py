@@ -43,7 +43,8 @@ class TensorDataModule(pl.LightningDataModule):
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.num_classes = 0
         self.zero_value = torch.zeros(0)
-        self._device = torch.device("cpu")
+        #: where batches are served when no Trainer is attached (a plain loop, a benchmark)
+        self.device = torch.device("cpu")
         self.resume_at: tuple[int, int] | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -90,7 +91,7 @@ class TensorDataModule(pl.LightningDataModule):
         return len(self.splits[split][1])
 
     def _on_device(self, split: str) -> tuple[Tensor, Tensor]:
-        device = self.trainer.strategy.root_device if self.trainer is not None else self._device
+        device = self.trainer.strategy.root_device if self.trainer is not None else self.device
         x, y = self.splits[split]
         if x.device != device:
             x, y = x.to(device), y.to(device)
