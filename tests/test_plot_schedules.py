@@ -74,7 +74,7 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     pl.seed_everything(0, verbose=False)
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
     data.setup("fit")
-    trainer_kwargs, steps = StepOptions.split(OmegaConf.to_container(cfg.trainer))  # type: ignore[arg-type]
+    trainer_kwargs, steps = StepOptions.split(cfg.trainer)
     module = Classifier(
         build_model(cfg.model, data.input_shape, data.num_classes),
         data.num_classes,

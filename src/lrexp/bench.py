@@ -149,7 +149,7 @@ def lrexp_path(
         data.num_classes,
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-        StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1],  # type: ignore[arg-type]
+        StepOptions.split(cfg.trainer)[1],
     )
     logger = None
     if tracking_uri is not None:

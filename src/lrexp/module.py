@@ -11,6 +11,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -45,9 +46,10 @@ class StepOptions:
     clip_algorithm: str = "norm"  #: ``trainer.gradient_clip_algorithm``: norm | value
 
     @classmethod
-    def split(cls, trainer: Mapping[str, Any]) -> tuple[dict[str, Any], StepOptions]:
-        """The ``pl.Trainer`` keyword arguments without this class's keys, and the options."""
-        kwargs = dict(trainer)
+    def split(cls, trainer: DictConfig) -> tuple[dict[str, Any], StepOptions]:
+        """The ``trainer`` config as ``pl.Trainer`` keyword arguments without this class's
+        keys, and the options."""
+        kwargs: dict[str, Any] = OmegaConf.to_container(trainer, resolve=True)  # type: ignore[assignment]
         options = cls(
             accumulate=int(kwargs.pop("accumulate_grad_batches", None) or 1),
             clip_val=kwargs.pop("gradient_clip_val", None),

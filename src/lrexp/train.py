@@ -132,7 +132,7 @@ def build_trainer(
     callbacks: list[pl.Callback] = [checkpoint, LRTrace(), interrupt]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
-    trainer_kwargs, _ = StepOptions.split(OmegaConf.to_container(cfg.trainer))  # type: ignore[arg-type]
+    trainer_kwargs, _ = StepOptions.split(cfg.trainer)
     trainer = pl.Trainer(
         **trainer_kwargs,
         logger=logger if logger is not None else False,
@@ -255,7 +255,7 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
             data.num_classes,
             OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
             OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-            StepOptions.split(OmegaConf.to_container(cfg.trainer, resolve=True))[1],  # type: ignore[arg-type]
+            StepOptions.split(cfg.trainer)[1],
         )
         module.run_id = run.run_id if run is not None else None
         trainer, checkpoint = build_trainer(cfg, output_dir, logger)
