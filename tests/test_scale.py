@@ -75,3 +75,4 @@ def test_joblib_multirun_records_every_run_completely(tmp_path: Path) -> None:
         assert len(client.get_metric_history(child.info.run_id, "val/acc")) == 2
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"comparison.png", "summary.md", "summary.csv"} <= artifacts
+    assert f"--parent {parents[0].info.run_id}" in result.stderr

@@ -63,12 +63,19 @@ class SweepTracker(Callback):
         status = "FINISHED"
         try:
             from lrexp.compare import compare
+            from lrexp.tracking.store import redact
 
             out_dir = self.sweep_dir / "comparison"
             compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)
             for path in sorted(out_dir.iterdir()):
                 self.run.log_artifact(path)
             print(f"sweep comparison: {out_dir}", file=sys.stderr)
+            print(
+                f"sweep parent run {self.run.run_id}; compare again with: lrexp-compare "
+                f"--tracking-uri {redact(self.run.tracking_uri)} --parent {self.run.run_id} "
+                "--out <dir>",
+                file=sys.stderr,
+            )
         except Exception as err:
             status = "FAILED"
             print(f"lrexp: sweep comparison failed: {err}", file=sys.stderr)
