@@ -20,11 +20,26 @@ from lrexp.errors import ConfigError
 from lrexp.preflight import check_overrides
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
 from lrexp.train import train
+from lrexp.validate import check_devices
 
 BAD_OVERRIDES = [
     (["schedule=nosuch"], "schedule: no option 'nosuch'"),
     (["-m", "schedule=step,nosuch"], "schedule: no option 'nosuch'"),
-    (["optimizer.nosuch=1"], "Could not override 'optimizer.nosuch'"),
+    (["optimizer.nosuch=1"], "optimizer.nosuch: no such key; optimizer has dampening, "),
+    (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum: no such key; optim"),
+    (["schedule.warmup.nosuch=2"], "schedule.warmup.nosuch: no such key; schedule.warmup has"),
+    (["schedule.warmup=3"], "schedule.warmup: must be a mapping of steps, frac"),
+    (["schedule.name=[1,2]"], "schedule.name: must be one of adaptive_step"),
+    (["optimizer.name={a: 1}"], "optimizer.name: must be one of sgd"),
+    (["dataset.name=[1,2]"], "dataset.name: must be one of digits"),
+    (["model.name=[1,2]"], "model.name: must be one of mlp"),
+    (["schedule=piecewise_constant", "schedule.values=abc"], "schedule.values: must be a list"),
+    (["schedule=multistep", "schedule.milestones=3"], "schedule.milestones: must be a list"),
+    (["trainer.devices=1e30"], "trainer.devices: must be a count >= 1"),
+    (["trainer.devices=abc"], "trainer.devices: must be a count >= 1"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs: must be -1 or an integer >= 1, got 0"),
+    (["resume=abc"], "resume: must be null or auto, got 'abc'"),
+    (["threads=0"], "threads: must be an integer >= 1, got 0"),
     (["optimizer.lr=abc"], "optimizer.lr: must be a number > 0"),
     (["optimizer.lr=0"], "optimizer.lr: must be a number > 0"),
     (["optimizer.lr=-0.1"], "optimizer.lr: must be a number > 0"),
@@ -57,6 +72,11 @@ def test_bad_overrides_are_named_before_anything_runs(args: list[str], message: 
         check_overrides(CONF, args)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("devices", [1, 2, -1, "auto", "2", "0,1", [0], [0, 1]])
+def test_every_lightning_devices_form_is_accepted(devices: Any) -> None:
+    check_devices(devices)
 
 
 @pytest.mark.parametrize(

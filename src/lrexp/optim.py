@@ -87,7 +87,7 @@ def check_lr(value: Any) -> float:
 def optimizer_kwargs(cfg: Mapping[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     """Resolve the torch class and its keyword arguments, rejecting unknown keys."""
     name = cfg.get("name")
-    if name not in OPTIMIZERS:
+    if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ConfigError("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
     cls, fixed = OPTIMIZERS[name]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "lr"}

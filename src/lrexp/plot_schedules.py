@@ -89,7 +89,7 @@ def _int_setting(value: Any, key: str, minimum: int) -> int:
 def train_size(dataset: Mapping[str, Any]) -> int:
     """Training examples of a ``dataset`` config node, without loading the data."""
     name = dataset.get("name")
-    if name not in SOURCE_SIZES:
+    if not isinstance(name, str) or name not in SOURCE_SIZES:
         raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCE_SIZES)}")
     available = SOURCE_SIZES[name]
     val_size = _int_setting(dataset.get("val_size", 0), "dataset.val_size", 0)
@@ -152,6 +152,8 @@ def step_plan(cfg: DictConfig) -> StepPlan:
         unlimited = max_steps == -1 and trainer.get("max_time") is None
         max_epochs = LIGHTNING_DEFAULT_EPOCHS if unlimited else -1
     max_epochs = _int_setting(max_epochs, "trainer.max_epochs", -1)
+    if max_epochs == 0:
+        raise ConfigError("trainer.max_epochs", "must be -1 or an integer >= 1, got 0")
     if max_epochs == -1:
         if max_steps == -1:
             raise ConfigError(
@@ -161,7 +163,7 @@ def step_plan(cfg: DictConfig) -> StepPlan:
             )
         total = max_steps
     else:
-        total = steps_per_epoch * max(max_epochs, 1)
+        total = steps_per_epoch * max_epochs
         if max_steps != -1:
             total = min(total, max_steps)
     return StepPlan(total, steps_per_epoch, batches, accumulate)

@@ -7,16 +7,20 @@ as ``lrexp: error: <key>: <what is allowed>``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lrexp.errors import ConfigError
 from lrexp.validate import validate
+
+UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'")
 
 
 def _options(config_dir: Path, group: str) -> list[str]:
@@ -54,12 +58,29 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
                         group, f"no option {value!r}; choose one of {', '.join(choices)}"
                     )
         first_values.append(first)
+    validate(_compose(config_dir, first_values))
+
+
+def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
+    """The config as Hydra will compose it; an unknown key is named with its siblings."""
+    # paths come from Hydra's runtime, which does not exist yet; they are not validated
+    placeholders = ["paths.root_dir=.", "paths.output_dir=."]
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            # paths come from Hydra's runtime, which does not exist yet; they are not validated
-            placeholders = ["paths.root_dir=.", "paths.output_dir=."]
-            cfg = compose("config", overrides=placeholders + first_values)
+            return compose("config", overrides=placeholders + overrides)
     except (HydraException, OmegaConfBaseException) as err:
         message = str(err).splitlines()[0]
-        raise ConfigError("overrides", message) from None
-    validate(cfg)
+        unknown = UNKNOWN_KEY.match(message)
+        if unknown is None:
+            raise ConfigError("overrides", message) from None
+        key = unknown["key"]
+    others = [o for o in overrides if o.split("=", 1)[0] != key]
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        base = compose("config", overrides=placeholders + others)
+    parent_key = key.rpartition(".")[0]
+    parent = OmegaConf.select(base, parent_key) if parent_key else base
+    known = ", ".join(sorted(str(k) for k in parent)) if isinstance(parent, DictConfig) else ""
+    where = parent_key or "the config"
+    raise ConfigError(
+        key, f"no such key; {where} has {known} (prefix with + to add a new key)"
+    ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from typing import Any
 
@@ -41,16 +42,21 @@ def validate(cfg: DictConfig) -> None:
     seed = container.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    if dataset.get("name") not in SOURCES:
+    if str(dataset.get("name")) not in SOURCES:
         raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCES)}")
     for key in ("batch_size", "eval_batch_size"):
         _positive_int(dataset.get(key), f"dataset.{key}")
-    if model.get("name") not in MODELS:
+    if str(model.get("name")) not in MODELS:
         raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
     if model.get("channels_last") and dataset["name"] in SIGNAL_DATASETS:
         raise ConfigError(
             "model.channels_last", f"needs images (C, H, W); {dataset['name']} holds 1-D signals"
         )
+    if container.get("resume") not in (None, "auto"):
+        raise ConfigError("resume", f"must be null or auto, got {container['resume']!r}")
+    threads = container.get("threads")
+    if threads is not None:
+        _positive_int(threads, "threads")
     if not isinstance(container.get("compile", False), bool):
         raise ConfigError("compile", f"must be true or false, got {container['compile']!r}")
     lr_value = optimizer.get("lr")
@@ -88,6 +94,7 @@ def validate(cfg: DictConfig) -> None:
             "use trainer.strategy=ddp_spawn under -m",
         )
     devices = trainer.get("devices")
+    check_devices(devices)
     if trainer.get("accelerator") in ("gpu", "cuda"):
         available = torch.cuda.device_count()
         wanted = devices if isinstance(devices, int) and devices > 0 else 1
@@ -96,6 +103,26 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.devices", f"asks for {wanted} GPUs but {available} are available"
             )
     check_shards(dataset, world_size(trainer))
+
+
+def check_devices(devices: Any) -> None:
+    """Lightning's forms: a count >= 1, -1 or "auto" for all, a list of indices, "0,1"."""
+    if devices == -1 or devices == "auto":
+        return
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1:
+        return
+    if isinstance(devices, str) and re.fullmatch(r"\d+|\d+(,\d+)*,?", devices.strip()):
+        return
+    if (
+        isinstance(devices, list)
+        and devices
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
+    ):
+        return
+    raise ConfigError(
+        "trainer.devices",
+        f'must be a count >= 1, -1 or "auto", or a list of device indices, got {devices!r}',
+    )
 
 
 def world_size(trainer: dict[str, Any]) -> int:

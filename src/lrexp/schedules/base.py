@@ -8,7 +8,7 @@ families also change their state when :meth:`Schedule.observe` sees a validation
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from lrexp.errors import ConfigError
@@ -99,3 +99,13 @@ def require_positive(value: Any, key: str) -> None:
         key,
         f"must be > 0, got {value!r}",
     )
+
+
+def require_list(value: Any, key: str) -> list[Any]:
+    """Check that a value is a list (a YAML sequence) and return it as one."""
+    require(
+        isinstance(value, Sequence) and not isinstance(value, str),
+        key,
+        f"must be a list, got {value!r}",
+    )
+    return list(value)

@@ -16,6 +16,7 @@ from lrexp.schedules.base import (
     register,
     require,
     require_factor,
+    require_list,
     require_positive,
     require_step_count,
 )
@@ -80,7 +81,7 @@ class MultiStep(Schedule):
     durations = ("milestones",)
 
     def __post_init__(self) -> None:
-        self.milestones = list(self.milestones)
+        self.milestones = require_list(self.milestones, "milestones")
         for i, milestone in enumerate(self.milestones):
             require_step_count(milestone, f"milestones[{i}]")
         require(
@@ -104,8 +105,11 @@ class PiecewiseConstant(Schedule):
     durations = ("boundaries",)
 
     def __post_init__(self) -> None:
-        self.boundaries = list(self.boundaries)
-        self.values = [float(v) for v in self.values]
+        self.boundaries = require_list(self.boundaries, "boundaries")
+        values = require_list(self.values, "values")
+        for i, value in enumerate(values):
+            require_positive(value, f"values[{i}]")
+        self.values = [float(v) for v in values]
         for i, boundary in enumerate(self.boundaries):
             require_step_count(boundary, f"boundaries[{i}]")
         require(
@@ -118,8 +122,6 @@ class PiecewiseConstant(Schedule):
             "values",
             f"needs len(boundaries)+1 = {len(self.boundaries) + 1} entries, got {len(self.values)}",
         )
-        for i, value in enumerate(self.values):
-            require_positive(value, f"values[{i}]")
 
     def lr_at(self, step: int) -> float:
         return self.values[bisect_right(self.boundaries, step)]

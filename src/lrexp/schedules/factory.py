@@ -78,7 +78,7 @@ def build_schedule(
     binding (before any data is loaded).
     """
     name = cfg.get("name")
-    if name not in REGISTRY:
+    if not isinstance(name, str) or name not in REGISTRY:
         raise ConfigError("schedule.name", f"must be one of {', '.join(sorted(REGISTRY))}")
     cls = REGISTRY[name]
     unit = cfg.get("unit", "step")
@@ -120,7 +120,13 @@ def build_schedule(
                 params[key] = _to_steps(params[key], per_unit)
                 converted.append(key)
 
-    warmup_cfg = dict(cfg.get("warmup") or {})
+    warmup_node = cfg.get("warmup") or {}
+    require(
+        isinstance(warmup_node, Mapping),
+        "warmup",
+        f"must be a mapping of steps, frac, start_factor, shape, got {warmup_node!r}",
+    )
+    warmup_cfg = dict(warmup_node)
     warmup, warmup_key = _warmup_steps(warmup_cfg, total_steps, per_unit)
     start_factor = warmup_cfg.get("start_factor", 0.1)
     shape = warmup_cfg.get("shape", "linear")
