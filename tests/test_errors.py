@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -148,6 +150,43 @@ def test_fallback_to_local_store(make_cfg: Callable[..., DictConfig], tmp_path: 
     result = train(cfg)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     assert client.get_run(str(result.run_id)).info.status == "FINISHED"
+
+
+def test_no_environment_or_credentials_reach_params_or_tags(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LREXP_TEST_TOKEN", "env-token-4711")
+    cfg = make_cfg(
+        f"logger.tracking_uri=http://alice:s3cret@127.0.0.1:{free_port()}",
+        "logger.fallback_to_local=true",
+        "trainer.max_steps=3",
+    )
+    result = train(cfg)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run = client.get_run(str(result.run_id))
+    logged = {**run.data.params, **run.data.tags}
+    assert logged["logger.tracking_uri"].startswith("http://alice:***@127.0.0.1:")
+    for key, value in logged.items():
+        assert "s3cret" not in value and "env-token-4711" not in value, key
+        assert "LREXP_TEST_TOKEN" not in key, key
+
+
+UNSAFE_CHECKPOINTS = {
+    "pickled code": lambda path: torch.save({"state_dict": {}, "x": argparse.Namespace()}, path),
+    "not a checkpoint": lambda path: path.write_bytes(b"not a checkpoint at all"),
+}
+
+
+@pytest.mark.parametrize("kind", list(UNSAFE_CHECKPOINTS))
+def test_unsafe_or_foreign_checkpoint_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    checkpoint = tmp_path / "given.ckpt"
+    UNSAFE_CHECKPOINTS[kind](checkpoint)
+    result = run_cli([f"ckpt_path={checkpoint}", "trainer.max_steps=3"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert lines[0].startswith(f"lrexp: error: ckpt_path: {checkpoint} is not a checkpoint")
+    assert not (tmp_path / "mlruns").exists()
 
 
 def test_credentials_are_redacted() -> None:

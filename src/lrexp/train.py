@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -156,9 +157,23 @@ def resume_from(cfg: DictConfig, output_dir: Path) -> Path | None:
     return None
 
 
+#: The part of torch's weights_only refusal that says what was refused.
+UNSUPPORTED_PICKLE = re.compile(r"Unsupported (global: GLOBAL [\w.]+|operand \d+)")
+
+
 def checkpoint_run_id(path: Path) -> str | None:
     """The MLflow run id a checkpoint was written by (loaded with ``weights_only=True``)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a pickle with code in it, a truncated or foreign file
+        unsupported = UNSUPPORTED_PICKLE.search(str(err))
+        lines = str(err).strip().splitlines()
+        reason = unsupported[0] if unsupported else (lines[0] if lines else type(err).__name__)
+        raise ConfigError(
+            "ckpt_path", f"{path} is not a checkpoint lrexp loads safely (weights_only): {reason}"
+        ) from None
+    if not isinstance(checkpoint, dict):
+        raise ConfigError("ckpt_path", f"{path} is not a Lightning checkpoint")
     run_id = checkpoint.get("lrexp_run_id")
     return str(run_id) if run_id else None
 
@@ -194,13 +209,14 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
 
 
-def open_run(cfg: DictConfig, output_dir: Path, resume: Path | None) -> TrackedRun | None:
-    """Continue the checkpoint's MLflow run when resuming, else create a new one. Only the
-    process of rank 0 tracks: ranks started by a launcher record nothing."""
+def open_run(
+    cfg: DictConfig, output_dir: Path, resume: Path | None, run_id: str | None
+) -> TrackedRun | None:
+    """Continue the MLflow run ``run_id`` of the checkpoint ``resume``, else create a new one.
+    Only the process of rank 0 tracks: ranks started by a launcher record nothing."""
     if not cfg.logger.enabled or launched_rank() != 0:
         return None
-    run_id = checkpoint_run_id(resume) if resume is not None else None
-    if run_id is None:
+    if resume is None or run_id is None:
         return start_run(cfg, output_dir)
     run = TrackedRun(
         cfg.logger.tracking_uri, cfg.logger.experiment_name, run_name(cfg), {}, run_id=run_id
@@ -220,6 +236,9 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     observe or interrupt a run).
     """
     validate(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    resume = resume_from(cfg, output_dir)
+    resumed_run_id = checkpoint_run_id(resume) if resume is not None else None
     cfg = with_scaled_lr(cfg)
     finder = None
     if cfg.optimizer.lr == AUTO:
@@ -228,10 +247,8 @@ def train(cfg: DictConfig, callbacks: Sequence[pl.Callback] = ()) -> RunResult:
     threads = job_threads(cfg)
     if threads:
         torch.set_num_threads(threads)
-    output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = resume_from(cfg, output_dir)
-    run = open_run(cfg, output_dir, resume)
+    run = open_run(cfg, output_dir, resume, resumed_run_id)
     if finder is not None and run is not None:
         log_lr_find(run, finder, output_dir / "lr_find", run_name(cfg))
     logger = BufferedMlflowLogger(run) if run is not None else None
