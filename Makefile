@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lrexp-installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup train test lint bench gallery clean
+.PHONY: setup train test lint bench bench-compare gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ lint: setup
 
 bench: setup  ## ms per optimizer step: plain PyTorch vs lrexp vs a stock Lightning template
 	$(PY) scripts/bench.py $(ARGS)
+
+bench-compare: setup  ## lrexp-compare on 50 runs x 10k LR points: direct SQLite reads vs MLflow's client
+	$(PY) scripts/bench_compare.py $(ARGS)
 
 gallery: setup  ## redraw docs/schedules.png
 	$(PY) -m lrexp.plot_schedules --gallery docs/schedules.png

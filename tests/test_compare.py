@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import socket
 import statistics
 from dataclasses import dataclass, field
@@ -376,3 +377,15 @@ def test_importing_lrexp_compare_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_bench_compare_times_both_readers_on_one_store(capsys: pytest.CaptureFixture[str]) -> None:
+    from lrexp.bench_compare import main as bench_main
+
+    bench_main(["--runs", "3", "--steps", "120", "--val-every", "40"])
+    out = capsys.readouterr().out
+    assert "store: 3 runs x 120 lr points (360 points)" in out
+    seconds = re.findall(r"^\| (direct SQLite|MlflowClient)[^|]*\| ([0-9.]+) \|$", out, re.M)
+    assert [reader for reader, _ in seconds] == ["direct SQLite", "MlflowClient"]
+    assert all(float(value) > 0 for _, value in seconds)
+    assert re.search(r"client / direct: [0-9.]+x; same summary.csv: yes$", out, re.M)
