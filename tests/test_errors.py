@@ -21,7 +21,7 @@ from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
 from lrexp.preflight import check_overrides
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
-from lrexp.train import train
+from lrexp.train import checkpoint_run_id, train
 from lrexp.validate import check_devices
 
 BAD_OVERRIDES = [
@@ -178,14 +178,26 @@ UNSAFE_CHECKPOINTS = {
 
 
 @pytest.mark.parametrize("kind", list(UNSAFE_CHECKPOINTS))
-def test_unsafe_or_foreign_checkpoint_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+def test_unsafe_or_foreign_checkpoint_is_named(tmp_path: Path, kind: str) -> None:
     checkpoint = tmp_path / "given.ckpt"
     UNSAFE_CHECKPOINTS[kind](checkpoint)
+    with pytest.raises(ConfigError) as caught:
+        checkpoint_run_id(checkpoint)
+    message = str(caught.value)
+    assert message.startswith(f"ckpt_path: {checkpoint} is not a checkpoint lrexp loads safely")
+    assert "Unsupported " in message and "\n" not in message
+
+
+def test_cli_refuses_a_checkpoint_with_pickled_code_in_one_line(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "given.ckpt"
+    UNSAFE_CHECKPOINTS["pickled code"](checkpoint)
     result = run_cli([f"ckpt_path={checkpoint}", "trainer.max_steps=3"], cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr[-2000:]
-    assert lines[0].startswith(f"lrexp: error: ckpt_path: {checkpoint} is not a checkpoint")
+    assert lines == [
+        f"lrexp: error: ckpt_path: {checkpoint} is not a checkpoint lrexp loads safely "
+        "(weights_only): Unsupported global: GLOBAL argparse.Namespace"
+    ], result.stderr[-2000:]
     assert not (tmp_path / "mlruns").exists()
 
 
