@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 from pathlib import Path
@@ -62,7 +63,13 @@ def test_default_run_records_exact_lr_trace(tmp_path: Path) -> None:
     assert run.data.metrics["test/acc"] > 0.5
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "resolved_config.yaml" in artifacts
+    assert {"resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"} <= (
+        artifacts
+    )
+    plan_csv = client.download_artifacts(run.info.run_id, "planned_lr.csv", str(tmp_path))
+    with open(plan_csv, newline="") as handle:
+        planned = [(int(row["step"]), float(row["planned_lr"])) for row in csv.DictReader(handle)]
+    assert planned == [(m.step, pytest.approx(m.value, rel=1e-12)) for m in history]
     last = Path(tags["checkpoint"])
     assert last.name == "last.ckpt" and last.is_file()
     assert last.parent.name == "checkpoints" and Path(tags["output_dir"]) == last.parent.parent
