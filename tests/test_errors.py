@@ -31,6 +31,8 @@ BAD_OVERRIDES = [
     (["optimizer=adam", "optimizer.momentum=0.9"], "optimizer.momentum: no such key; optim"),
     (["schedule.warmup.nosuch=2"], "schedule.warmup.nosuch: no such key; schedule.warmup has"),
     (["schedule.warmup=3"], "schedule.warmup: must be a mapping of steps, frac"),
+    (["optimizer.lr.x=1"], "optimizer.lr.x: no such key; optimizer.lr is a value, not a mapping"),
+    (["optimizer.a=1", "schedule.b=2"], "optimizer.a: no such key; prefix with + to add a new key"),
     (["schedule.name=[1,2]"], "schedule.name: must be one of adaptive_step"),
     (["optimizer.name={a: 1}"], "optimizer.name: must be one of sgd"),
     (["dataset.name=[1,2]"], "dataset.name: must be one of digits"),

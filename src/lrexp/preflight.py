@@ -74,13 +74,21 @@ def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
         if unknown is None:
             raise ConfigError("overrides", message) from None
         key = unknown["key"]
+    raise ConfigError(key, f"no such key; {_siblings(config_dir, placeholders, overrides, key)}")
+
+
+def _siblings(config_dir: Path, placeholders: list[str], overrides: list[str], key: str) -> str:
+    """What the parent of the unknown ``key`` holds, composed without that override."""
     others = [o for o in overrides if o.split("=", 1)[0] != key]
-    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        base = compose("config", overrides=placeholders + others)
     parent_key = key.rpartition(".")[0]
+    hint = "prefix with + to add a new key"
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            base = compose("config", overrides=placeholders + others)
+    except (HydraException, OmegaConfBaseException):
+        return hint  # another override is broken too; it is reported once this one is fixed
     parent = OmegaConf.select(base, parent_key) if parent_key else base
-    known = ", ".join(sorted(str(k) for k in parent)) if isinstance(parent, DictConfig) else ""
-    where = parent_key or "the config"
-    raise ConfigError(
-        key, f"no such key; {where} has {known} (prefix with + to add a new key)"
-    ) from None
+    if not isinstance(parent, DictConfig):
+        return f"{parent_key} is a value, not a mapping"
+    known = ", ".join(sorted(str(k) for k in parent))
+    return f"{parent_key or 'the config'} has {known} ({hint})"
