@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lrexp-installed
 ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test`; 0 runs the suite in one process
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup train test lint bench bench-compare gallery clean
 
@@ -20,7 +22,7 @@ train: setup  ## train the default configuration (digits, MLP, SGD, cosine); ARG
 	$(PY) train.py $(ARGS)
 
 test: setup  ## run the whole test suite, slow tests included
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files
