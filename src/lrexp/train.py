@@ -216,7 +216,7 @@ def open_run(
     Only the process of rank 0 tracks: ranks started by a launcher record nothing."""
     if not cfg.logger.enabled or launched_rank() != 0:
         return None
-    if resume is None or run_id is None:
+    if run_id is None:
         return start_run(cfg, output_dir)
     run = TrackedRun(
         cfg.logger.tracking_uri, cfg.logger.experiment_name, run_name(cfg), {}, run_id=run_id

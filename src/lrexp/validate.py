@@ -42,11 +42,11 @@ def validate(cfg: DictConfig) -> None:
     seed = container.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    if str(dataset.get("name")) not in SOURCES:
+    if not isinstance(dataset.get("name"), str) or dataset["name"] not in SOURCES:
         raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCES)}")
     for key in ("batch_size", "eval_batch_size"):
         _positive_int(dataset.get(key), f"dataset.{key}")
-    if str(model.get("name")) not in MODELS:
+    if not isinstance(model.get("name"), str) or model["name"] not in MODELS:
         raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
     if model.get("channels_last") and dataset["name"] in SIGNAL_DATASETS:
         raise ConfigError(
@@ -111,7 +111,7 @@ def check_devices(devices: Any) -> None:
         return
     if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1:
         return
-    if isinstance(devices, str) and re.fullmatch(r"\d+|\d+(,\d+)*,?", devices.strip()):
+    if isinstance(devices, str) and re.fullmatch(r"\d+(,\d+)*,?", devices.strip()):
         return
     if (
         isinstance(devices, list)
