@@ -65,6 +65,13 @@ BAD_OVERRIDES = [
     (["compile=maybe"], "compile: must be true or false"),
     (["trainer=ddp_cpu", "dataset.batch_size=4"], "dataset.batch_size: 4 leaves a training batch"),
     (["trainer=ddp_cpu", "dataset.batch_size=1"], "dataset.batch_size: 1 leaves a training batch"),
+    # found by building the model on the data's shape and the optimizer on its parameters
+    (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], "optimizer.betas: Invalid beta parameter"),
+    (["model=lstm", "model.chunk=0"], "model.chunk: chunk must be an integer >= 1, got 0"),
+    (["model=mlp", "model.norm=group"], "model.norm: norm must be one of none, batch, layer"),
+    (["optimizer.lr=inf"], "optimizer.lr: must be a finite number, got inf"),
+    (["optimizer=adam", "optimizer.eps=nan"], "optimizer.eps: must be a finite number, got nan"),
+    (["schedule=cosine", "schedule.min_factor=-inf"], "schedule.min_factor: must be a finite"),
 ]
 
 

@@ -13,7 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF
 from lrexp.errors import ConfigError
-from lrexp.lr_find import find_lr, resolve_auto_lr, settings, tune
+from lrexp.lr_find.cli import tune
+from lrexp.lr_find.search import find_lr, resolve_auto_lr
+from lrexp.lr_find.settings import settings
 
 #: small and fast: 40 steps of the 40-batch digits epoch, from 1e-4 to 10
 SEARCH = ("tune.num_training=40", "tune.min_lr=1e-4", "tune.max_lr=10.0")

@@ -14,16 +14,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, ROOT
 from lrexp.errors import ConfigError
-from lrexp.plot_schedules import (
+from lrexp.plan import (
     StepPlan,
-    figure_for,
-    main,
-    plan_overrides,
     planned_curve,
     planned_momentum,
     planned_steps,
     scheduler_positions,
+    step_plan,
 )
+from lrexp.plot_schedules import main
+from lrexp.plot_schedules.curves import plan_overrides
+from lrexp.plot_schedules.figures import figure_for
 from lrexp.schedules import build_schedule
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -81,6 +82,7 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
         steps,
+        step_plan(cfg),
     )
     record = Record()
     trainer = pl.Trainer(

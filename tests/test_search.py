@@ -204,3 +204,24 @@ def test_search_finishes_and_a_second_invocation_continues(tmp_path: Path) -> No
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3/5 trials done" in second.stdout + second.stderr
     check_study(tmp_path, 5)  # the same study, 5 trials in all (not 8, not a fresh one)
+
+
+@pytest.mark.slow
+def test_trials_that_end_mid_epoch_still_report_their_objective(tmp_path: Path) -> None:
+    """20 steps of a 40-batch epoch: each trial is validated at its end, so the search gets
+    every objective (it used to call such finished runs failed)."""
+    args = [
+        "hparams_search=optuna_lr",
+        "trainer.max_steps=20",
+        "hydra.sweeper.n_trials=2",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    done = run_cli(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "no objective" not in output and "no completed trial" not in output
+    (results,) = tmp_path.glob("multirun/*/*/optimization_results.yaml")
+    summary = OmegaConf.load(results)
+    assert summary.trials_done == 2
+    assert 0.1 < float(summary.best_value) <= 1.0

@@ -27,11 +27,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lrexp.cli import config_dir
+from lrexp.configs import config_dir
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.models import build_model
 from lrexp.module import Classifier, StepOptions
 from lrexp.optim import build_optimizer
+from lrexp.plan import step_plan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tracking.logger import BufferedMlflowLogger
@@ -143,6 +144,10 @@ def lrexp_path(
     """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
     from lrexp.train import build_trainer
 
+    trainer_cfg = cfg.copy()
+    OmegaConf.set_struct(trainer_cfg, False)
+    trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
+    plan = step_plan(trainer_cfg)
     model = fresh_model(cfg, data)
     module = Classifier(
         model,
@@ -150,14 +155,12 @@ def lrexp_path(
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
         StepOptions.split(cfg.trainer)[1],
+        plan,
     )
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
-    trainer_cfg = cfg.copy()
-    OmegaConf.set_struct(trainer_cfg, False)
-    trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
-    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger)
+    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger, plan)
     clock = StepClock(warmup)
     trainer.callbacks.append(clock)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=data)

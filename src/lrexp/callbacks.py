@@ -60,3 +60,33 @@ class LRTrace(pl.Callback):
         elif self.momentum_key == "momentum":
             values["momentum"] = groups[0]["momentum"]
         trainer.logger.log_metrics(values, step=trainer.global_step)
+
+
+class ValidateAtEnd(pl.Callback):
+    """Validate once at the run's last optimizer step, wherever it falls.
+
+    Lightning validates at epoch ends (every ``check_val_every_n_epoch``) or every
+    ``val_check_interval`` batches, so a run bounded by ``max_steps`` mid-epoch, or whose last
+    epoch is not a validation epoch, would end with no validation of its final weights: no
+    ``val/acc`` for the sweepers, no best checkpoint, and a test of whatever weights are last.
+    At the last step this asks the Trainer to stop (which is then due anyway), and Lightning
+    validates a run that is asked to stop. It never adds a second validation at a step that
+    is already validated: Lightning validates at most once per batch.
+    """
+
+    def __init__(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.global_step < self.total_steps:
+            return
+        trainer.should_stop = True
+        # the last epoch may not be one of every check_val_every_n_epoch; the run ends here
+        trainer.check_val_every_n_epoch = 1

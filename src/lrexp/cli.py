@@ -1,26 +1,22 @@
-"""Console entry points; Hydra composes the config, the work happens in lrexp.train."""
+"""Console entry points (``lrexp-train``, ``lrexp-lr-find``): the top of the import graph.
+
+Overrides are checked first (:mod:`lrexp.preflight`), then Hydra composes the config and
+:func:`lrexp.lr_find.cli.train_or_tune` runs the LR search (when asked for) and the training
+run (:mod:`lrexp.train`). Errors a user can fix become one line and exit code 2.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lrexp.configs import config_dir
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
-
-
-def config_dir() -> Path:
-    """``$LREXP_CONFIG_DIR``, else the ``conf/`` folder of this checkout, else ``./conf``."""
-    if "LREXP_CONFIG_DIR" in os.environ:
-        return Path(os.environ["LREXP_CONFIG_DIR"]).resolve()
-    bundled = Path(__file__).resolve().parents[2] / "conf"
-    return bundled if bundled.is_dir() else Path.cwd() / "conf"
 
 
 def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> None:
@@ -66,14 +62,13 @@ def run_task(cfg: DictConfig) -> float | None:
     """Hydra task: train once; configuration and data errors become one line on stderr."""
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from lrexp.lr_find import tune
+    from lrexp.lr_find.cli import train_or_tune
     from lrexp.tracking.store import TrackingUnavailableError
-    from lrexp.train import train
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     quiet_logs()
     try:
-        result = tune(cfg) if cfg.get("tune") is not None else train(cfg)
+        result = train_or_tune(cfg)
     except SIGTERMException:
         print(
             f"lrexp: stopped by SIGTERM; resume with: ckpt_path={cfg.paths.output_dir}"
@@ -116,3 +111,10 @@ def train_main() -> None:
     """``lrexp-train`` / ``python train.py``: Hydra app over ``conf/config.yaml``."""
     preflight(sys.argv[1:])
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run_task)()
+
+
+def lr_find_main() -> None:
+    """``lrexp-lr-find``: ``python train.py tune=lr_find`` (unless a ``tune=`` is given)."""
+    if not any(arg.split("=")[0].lstrip("+~") == "tune" for arg in sys.argv[1:]):
+        sys.argv[1:] = ["tune=lr_find", *sys.argv[1:]]
+    train_main()

@@ -1,5 +1,8 @@
 """User-facing errors that are reported as one line, without a traceback."""
 
+import re
+from collections.abc import Iterable
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the offending key."""
@@ -7,6 +10,18 @@ class ConfigError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
         self.key = key
+
+
+def named_config_error(group: str, keys: Iterable[str], err: BaseException) -> ConfigError:
+    """A library's complaint about one of ``group``'s settings as a :class:`ConfigError` that
+    names the key its message mentions (``betas`` for torch's "Invalid beta parameter"), else
+    the group."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    words = set(re.findall(r"[a-z_]+", message.lower()))
+    for key in keys:
+        if key != "name" and (key.lower() in words or key.lower().rstrip("s") in words):
+            return ConfigError(f"{group}.{key}", message)
+    return ConfigError(group, message)
 
 
 class DataUnavailableError(RuntimeError):

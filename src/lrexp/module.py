@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer, is_schedule_free
+from lrexp.plan import StepPlan, positions_for
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
@@ -71,11 +71,14 @@ class Classifier(pl.LightningModule):
         num_classes: int,
         optimizer: Mapping[str, Any],
         schedule: Mapping[str, Any],
-        steps: StepOptions | None = None,
+        steps: StepOptions,
+        plan: StepPlan,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.steps = steps or StepOptions()
+        self.steps = steps
+        #: the run's optimizer steps and where each scheduler update lands (:mod:`lrexp.plan`)
+        self.plan = plan
         self.net = net
         self.optimizer_cfg = dict(optimizer)
         self.schedule_cfg = dict(schedule)
@@ -93,7 +96,8 @@ class Classifier(pl.LightningModule):
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
         self.run_id: str | None = None
-        #: the LR planned for each optimizer step of the run (set with the optimizer)
+        #: the LR planned for each optimizer step of the run; filled in place when the
+        #: optimizer is built, so a holder of this list (the run's lifecycle) sees the plan
         self.planned_lr: list[float] = []
         self.metric_driven = False
         #: gradients of an unfinished accumulation window are waiting for more micro-batches
@@ -177,7 +181,7 @@ class Classifier(pl.LightningModule):
     def _step_schedulers(self, interval: str, count: int) -> None:
         """Step the schedulers of ``interval`` whose ``frequency`` divides ``count``: the
         epoch's 1-based batch index, or the epochs done. This is Lightning's rule in automatic
-        optimization, which :func:`lrexp.plot_schedules.scheduler_positions` plans with."""
+        optimization, which :func:`lrexp.plan.scheduler_positions` plans with."""
         for config in self.trainer.lr_scheduler_configs:
             if config.interval == interval and count % config.frequency == 0:
                 config.scheduler.step()  # type: ignore[call-arg]
@@ -253,31 +257,14 @@ class Classifier(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_metrics("test")
 
-    def planned_optimizer_steps(self) -> tuple[int, int]:
-        """(optimizer steps in the run, optimizer steps per epoch) for this Trainer."""
-        trainer = self.trainer
-        # Lightning's estimate counts micro-batches here (it does not know the window); asking
-        # for it also sets up the train data when the epochs bound the run
-        micro_batches = int(trainer.estimated_stepping_batches)
-        batches = trainer.num_training_batches
-        if math.isinf(batches):  # not set up when max_steps alone bounds the run
-            batches = len(trainer.datamodule.train_dataloader())  # type: ignore[attr-defined]
-        steps_per_epoch = math.ceil(batches / self.steps.accumulate)
-        max_epochs = trainer.max_epochs
-        if max_epochs is None or max_epochs < 0:
-            return micro_batches, steps_per_epoch  # max_steps: already optimizer steps
-        total = steps_per_epoch * max_epochs
-        return (min(total, trainer.max_steps) if trainer.max_steps >= 0 else total), steps_per_epoch
-
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.net, self.optimizer_cfg)
-        total, steps_per_epoch = self.planned_optimizer_steps()
-        schedule = build_schedule(
-            self.schedule_cfg, total, float(self.optimizer_cfg["lr"]), steps_per_epoch
-        )
-        self.scheduler = ScheduledLR(optimizer, schedule)
         base_lr = float(self.optimizer_cfg["lr"])
-        self.planned_lr = [base_lr * schedule.lr_at(step) for step in range(total)]
+        plan = self.plan
+        schedule = build_schedule(self.schedule_cfg, plan.total, base_lr, plan.steps_per_epoch)
+        self.scheduler = ScheduledLR(optimizer, schedule)
+        positions = positions_for(self.schedule_cfg, plan)
+        self.planned_lr[:] = [base_lr * schedule.lr_at(step) for step in positions]
         self.metric_driven = schedule.metric_driven
         config = {k: self.schedule_cfg[k] for k in SCHEDULER_KEYS if self.schedule_cfg.get(k)}
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler, **config}}

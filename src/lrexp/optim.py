@@ -11,7 +11,7 @@ import schedulefree
 import torch
 from torch import nn
 
-from lrexp.errors import ConfigError
+from lrexp.errors import ConfigError, named_config_error
 
 #: name -> (torch class, fixed keyword arguments that define the variant)
 OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
@@ -153,4 +153,4 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     try:
         return cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"optimizer.{cfg['name']}", str(err).splitlines()[0]) from None
+        raise named_config_error("optimizer", kwargs, err) from None

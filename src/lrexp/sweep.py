@@ -13,22 +13,9 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-PARENT_FILE = ".lrexp_parent_run_id"
-
-
-def parent_run_id() -> str | None:
-    """The sweep's parent run id when called inside a multirun job, else None."""
-    try:
-        hydra_cfg = HydraConfig.get()
-    except ValueError:
-        return None
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return None
-    marker = Path(hydra_cfg.sweep.dir) / PARENT_FILE
-    return marker.read_text().strip() if marker.is_file() else None
+from lrexp.tracking.lifecycle import PARENT_FILE
 
 
 class SweepTracker(Callback):

@@ -1,8 +1,15 @@
-"""Configuration checks that run before any data is loaded."""
+"""Configuration checks that run before any data is loaded and before any run is opened.
+
+Besides each key's own rules, the model is built on the dataset's input shape (known without
+loading it, :data:`lrexp.plan.SOURCE_SHAPES`) and the optimizer on that model's parameters:
+both are cheap, and a value only torch or the model can judge (``betas``, ``chunk``) is then
+reported as one line naming the key instead of failing an open MLflow run.
+"""
 
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import warnings
 from typing import Any
@@ -14,13 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lrexp.data.sources import SIGNAL_DATASETS, SOURCES
 from lrexp.errors import ConfigError
-from lrexp.lr_find import AUTO
-from lrexp.lr_find import settings as lr_find_settings
-from lrexp.models import MODELS
-from lrexp.optim import SCHEDULE_FREE, check_lr, optimizer_kwargs, scaled_lr
-from lrexp.plot_schedules import planned_steps, train_size
+from lrexp.lr_find.settings import AUTO
+from lrexp.lr_find.settings import settings as lr_find_settings
+from lrexp.models import MODELS, build_model
+from lrexp.optim import SCHEDULE_FREE, build_optimizer, check_lr, optimizer_kwargs, scaled_lr
+from lrexp.plan import SOURCE_SHAPES, planned_steps, train_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
+from lrexp.tracking.uri import sqlite_database, sqlite_problem
 
 
 def _positive_int(value: Any, key: str) -> None:
@@ -38,6 +46,7 @@ def in_multirun() -> bool:
 def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` (naming the key) for the first invalid setting."""
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    check_finite(container)
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
     seed = container.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -82,6 +91,7 @@ def validate(cfg: DictConfig) -> None:
         )
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
+    check_model_and_optimizer(dataset["name"], model, {**optimizer, "lr": lr})
     trainer = container["trainer"]
     _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
     max_steps = trainer.get("max_steps")
@@ -103,6 +113,8 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.devices", f"asks for {wanted} GPUs but {available} are available"
             )
     check_shards(dataset, world_size(trainer))
+    if container["logger"].get("enabled"):
+        check_tracking_uri(str(container["logger"].get("tracking_uri")))
 
 
 def check_devices(devices: Any) -> None:
@@ -150,3 +162,34 @@ def check_shards(dataset: dict[str, Any], world: int) -> None:
             f"{batch_size} leaves a training batch of {min(batch_size, last)} example(s) for "
             f"{world} processes; pick a batch size whose last batch has at least {world}",
         )
+
+
+def check_finite(node: Any, key: str = "") -> None:
+    """Every number in the config is finite (``optimizer.lr=inf`` would train on NaN)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            check_finite(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_finite(value, f"{key}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(key, f"must be a finite number, got {node!r}")
+
+
+def check_model_and_optimizer(
+    dataset: str, model: dict[str, Any], optimizer: dict[str, Any]
+) -> None:
+    """Build the model on ``dataset``'s input shape and the optimizer on its parameters."""
+    input_shape, num_classes = SOURCE_SHAPES[dataset]
+    build_optimizer(build_model(model, input_shape, num_classes), optimizer)
+
+
+def check_tracking_uri(uri: str) -> None:
+    """A ``sqlite://`` store must be a database file that can be written (or created)."""
+    try:
+        database = sqlite_database(uri)
+    except ValueError as err:
+        raise ConfigError("logger.tracking_uri", str(err)) from None
+    problem = sqlite_problem(database) if database is not None else None
+    if problem:
+        raise ConfigError("logger.tracking_uri", problem)

@@ -2,23 +2,23 @@
 
 Hydra imports every module under the ``hydra_plugins`` namespace package at startup and only
 instantiates plugin classes defined there, so this module stays small: the implementation
-(which imports Optuna lazily) is :mod:`lrexp.search`.
+(which imports Optuna lazily) is :mod:`lrexp.search` (the sweeper: :mod:`lrexp.search.sweeper`).
 """
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from lrexp import search
+from lrexp.search.sweeper import LrexpOptunaSweeperConf, OptunaSweeper
 
 
-class LrexpOptunaSweeper(search.OptunaSweeper):
+class LrexpOptunaSweeper(OptunaSweeper):
     """Optuna ask-and-tell sweeper over Hydra's launcher; see :mod:`lrexp.search`."""
 
 
 ConfigStore.instance().store(
     group="hydra/sweeper",
     name="lrexp_optuna",
-    node=search.LrexpOptunaSweeperConf,
+    node=LrexpOptunaSweeperConf,
     provider="lrexp",
 )

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from lrexp.errors import ConfigError
+from lrexp.errors import named_config_error
 from lrexp.models.cnn import CNN
 from lrexp.models.lstm import LSTM
 from lrexp.models.mlp import MLP
@@ -21,7 +21,7 @@ def build_model(cfg: Mapping[str, Any], input_shape: Sequence[int], num_classes:
     try:
         return MODELS[cfg["name"]](input_shape, num_classes, **params)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"model.{cfg['name']}", str(err)) from None
+        raise named_config_error("model", params, err) from None
 
 
 __all__ = ["CNN", "LSTM", "MLP", "MODELS", "build_model"]

@@ -1,0 +1,237 @@
+"""Reading an MLflow store: open it, select the runs to compare, read their metric histories.
+
+Reading histories
+    Full ``lr``/``lr/<group>``, ``val/acc`` and ``val/loss`` histories come straight from the
+    ``metrics`` table of ``sqlite://`` stores (read-only, one indexed query per run and key);
+    other stores, or a SQLite file whose schema surprises us, go through
+    ``MlflowClient.get_metric_history`` in 8 threads. ``scripts/bench_compare.py`` times both
+    on 50 runs x 10k ``lr`` points (README: 3.7 s against 46.8 s for the whole comparison).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrexp.compare.common import CompareError, History, Point, is_lr_key
+from lrexp.tracking.uri import sqlite_database
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "sweep"  # lrexp.sweep tags its parent runs sweep=parent
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite://`` URI (None for other schemes)."""
+    try:
+        return sqlite_database(tracking_uri)
+    except ValueError as err:
+        raise CompareError(str(err)) from None
+
+
+def open_client(tracking_uri: str) -> MlflowClient:
+    """An ``MlflowClient`` for an existing store; never creates or migrates a SQLite file."""
+    database = sqlite_path(tracking_uri)
+    if database is not None:
+        if not database.is_file():
+            raise CompareError(f"no MLflow database at {database} (from {tracking_uri})")
+        if not has_mlflow_tables(database):
+            raise CompareError(f"{database} is not an MLflow tracking database")
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri)
+        client.search_experiments(max_results=1)
+    except Exception as err:
+        message = first_line(err)
+        if "Max retries exceeded" in message or "Failed to establish" in message:
+            message = "the tracking server does not answer"
+        raise CompareError(f"cannot read the MLflow store at {tracking_uri}: {message}") from err
+    return client
+
+
+def has_mlflow_tables(database: Path) -> bool:
+    """Whether a SQLite file holds MLflow's ``experiments``, ``runs`` and ``metrics`` tables."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return {"experiments", "runs", "metrics"} <= {name for (name,) in rows}
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0][:300]
+
+
+def paged(fetch: Callable[[str | None], Any]) -> list[Any]:
+    """All items of a paginated MLflow search (``fetch(page_token)`` returns a PagedList)."""
+    items: list[Any] = []
+    token: str | None = None
+    while True:
+        page = fetch(token)
+        items.extend(page)
+        token = page.token
+        if not token:
+            return items
+
+
+def search(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> list[Run]:
+    def fetch(token: str | None) -> Any:
+        return client.search_runs(experiment_ids, filter_string, max_results=1000, page_token=token)
+
+    try:
+        return paged(fetch)
+    except Exception as err:
+        raise CompareError(f"search failed: {first_line(err)}") from err
+
+
+def select_runs(
+    client: MlflowClient,
+    *,
+    experiment: str | None,
+    parent: str | None,
+    filter_string: str | None,
+) -> tuple[list[Run], str]:
+    """The runs to compare and a phrase describing the selection.
+
+    ``experiment`` and ``parent`` exclude each other; ``filter_string`` alone searches every
+    active experiment, and with one of them narrows it. Sweep parents (runs tagged
+    ``sweep=parent`` or the parent of another selected run) are left out.
+    """
+    if experiment is not None and parent is not None:
+        raise CompareError("give either an experiment or a parent run, not both")
+    if experiment is None and parent is None and not filter_string:
+        raise CompareError("select runs with an experiment, a parent run id or a filter")
+    extra = filter_string or ""
+    if experiment is not None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = sorted(e.name for e in paged(lambda t: client.search_experiments(page_token=t)))
+            raise CompareError(
+                f"unknown experiment {experiment!r} (known: {', '.join(names) or 'none'})"
+            )
+        runs = search(client, [found.experiment_id], extra)
+        what = f"experiment {experiment!r}"
+    elif parent is not None:
+        if not re.fullmatch(r"[0-9A-Za-z_-]+", parent):
+            raise CompareError(f"{parent!r} is not a run id")
+        try:
+            parent_run = client.get_run(parent)
+        except Exception:
+            raise CompareError(f"no run with id {parent}") from None
+        children = f"tags.`{PARENT_TAG}` = '{parent}'"
+        runs = search(
+            client,
+            [parent_run.info.experiment_id],
+            f"{children} and {extra}" if extra else children,
+        )
+        what = f"children of run {parent}"
+        if not runs and not extra:
+            raise CompareError(f"run {parent} has no child runs")
+    else:
+        experiments = paged(lambda t: client.search_experiments(page_token=t))
+        runs = search(client, [e.experiment_id for e in experiments], extra)
+        what = "all experiments"
+    if filter_string:
+        what += f" matching {filter_string!r}"
+    parents = {r.data.tags.get(PARENT_TAG) for r in runs}
+    runs = [
+        r for r in runs if r.info.run_id not in parents and r.data.tags.get(SWEEP_TAG) != "parent"
+    ]
+    if not runs:
+        raise CompareError(f"no runs in {what}")
+    return runs, what
+
+
+def sqlite_histories(
+    database: Path, run_ids: Sequence[str], keys: Sequence[str]
+) -> dict[str, History]:
+    """Every point of ``keys`` for ``run_ids``, in step order, read straight from the
+    ``metrics`` table of an MLflow SQLite file (read-only connection).
+
+    One query per (run, key) over MLflow's ``(run_uuid, key, step)`` index, returning only step
+    and value: Python's per-row cost dominates, and a single ``IN`` query that also returns the
+    run id and key of every row measured about twice as slow. ``ORDER BY step`` also steers
+    SQLite to that index (without it, it scans the primary key of every run's rows: ~8x slower).
+    LR keys are not tie-broken by timestamp (a second LR value at one step changes nothing
+    here); the few validation points are, so the last value is the last one logged.
+    """
+    import sqlite3
+
+    select = "SELECT step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
+    by_step = select + "ORDER BY step"
+    by_step_time = select + "ORDER BY step, timestamp"
+    out: dict[str, History] = {}
+    con = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        for run_id in run_ids:
+            history: History = {}
+            for key in keys:
+                query = by_step if is_lr_key(key) else by_step_time
+                rows = con.execute(query, (run_id, key)).fetchall()
+                if rows:
+                    history[key] = [
+                        (step, math.nan if is_nan else value) for step, value, is_nan in rows
+                    ]
+            out[run_id] = history
+    finally:
+        con.close()
+    return out
+
+
+def client_histories(
+    client: MlflowClient, run_ids: Sequence[str], keys: Sequence[str], workers: int = 8
+) -> dict[str, History]:
+    """The same as :func:`sqlite_histories` through ``get_metric_history`` (any store)."""
+
+    def one(run_id: str, key: str) -> tuple[str, str, list[Point]]:
+        history = client.get_metric_history(run_id, key)
+        ordered = sorted(history, key=lambda m: (m.step, m.timestamp))
+        return run_id, key, [(int(m.step), float(m.value)) for m in ordered]
+
+    out: dict[str, History] = {run_id: {} for run_id in run_ids}
+    jobs = [(run_id, key) for run_id in run_ids for key in keys]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for run_id, key, points in pool.map(lambda job: one(*job), jobs):
+            if points:
+                out[run_id][key] = points
+    return out
+
+
+def read_histories(
+    client: MlflowClient,
+    tracking_uri: str,
+    run_ids: Sequence[str],
+    keys: Sequence[str],
+    bulk: bool = True,
+) -> dict[str, History]:
+    """Full histories of ``keys``: direct SQL on SQLite stores, else (or on failure) the client."""
+    database = sqlite_path(tracking_uri)
+    if bulk and database is not None and run_ids and keys:
+        try:
+            return sqlite_histories(database, run_ids, keys)
+        except Exception as err:  # an unexpected schema: the slow path still works
+            print(
+                f"lrexp-compare: direct SQLite read failed ({first_line(err)}); "
+                "falling back to get_metric_history",
+                file=sys.stderr,
+            )
+    try:
+        return client_histories(client, run_ids, keys)
+    except Exception as err:
+        raise CompareError(f"reading metric histories failed: {first_line(err)}") from err

@@ -1,0 +1,32 @@
+"""Where lrexp's Hydra configs live, and Hydra's messages flattened to one line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """``$LREXP_CONFIG_DIR``, else the ``conf/`` folder of this checkout, else ``./conf``."""
+    if "LREXP_CONFIG_DIR" in os.environ:
+        return Path(os.environ["LREXP_CONFIG_DIR"]).resolve()
+    bundled = Path(__file__).resolve().parents[2] / "conf"
+    return bundled if bundled.is_dir() else Path.cwd() / "conf"
+
+
+def one_line(err: BaseException) -> str:
+    """A Hydra/OmegaConf message on one line (option lists joined, search path dropped)."""
+    text = str(err).split("Config search path:")[0]
+    parts: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("See https://"):
+            continue
+        if line[:1].isspace() and parts:
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + stripped
+        else:
+            parts.append(stripped)
+    text = ""
+    for part in parts:
+        text += ("" if not text else " " if text.endswith((".", ":")) else "; ") + part
+    return text or type(err).__name__

@@ -1,0 +1,70 @@
+"""The LR range test as a step before training: ``tune=lr_find`` and ``optimizer.lr=auto``.
+
+This module sits above :mod:`lrexp.train`: it searches, then hands training a config whose
+``optimizer.lr`` is a number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from lrexp.lr_find.report import log_lr_find
+from lrexp.lr_find.search import find_lr
+from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
+from lrexp.tracking.lifecycle import RunLifecycle, run_name
+from lrexp.tracking.store import TrackedRun
+from lrexp.train import RunResult, train
+
+
+def train_at_auto_lr(cfg: DictConfig) -> RunResult:
+    """``optimizer.lr=auto``: search (``cfg.tune``'s settings, else the defaults), then train
+    at the suggestion; the search's figure, CSV and suggestion are logged into the run."""
+    result = find_lr(cfg)
+    cfg = with_found_lr(cfg, result.suggestion)
+    output_dir = Path(cfg.paths.output_dir)
+
+    def log_search(run: TrackedRun) -> None:
+        log_lr_find(run, result, output_dir / "lr_find", run_name(cfg))
+
+    return train(cfg, on_open=[log_search])
+
+
+def train_or_tune(cfg: DictConfig) -> RunResult:
+    """What ``python train.py`` does with a composed config."""
+    if cfg.get("tune") is not None:
+        return tune(cfg)
+    if cfg.optimizer.get("lr") == AUTO:
+        return train_at_auto_lr(cfg)
+    return train(cfg)
+
+
+def tune(cfg: DictConfig) -> RunResult:
+    """``tune=lr_find``: search, log a ``lr_find-...`` MLflow run, print the suggestion; with
+    ``tune.train_after=true`` then train with ``optimizer.lr`` = the suggestion (a second run).
+
+    Returns the training run's result, or (search only) one with ``lr_find/suggestion`` as its
+    metric and the finder run's id.
+    """
+    import torch
+
+    options = settings(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    output_dir = Path(cfg.paths.output_dir)
+    name = finder_run_name(cfg)
+    lifecycle = RunLifecycle(cfg, output_dir, name=name, extra_tags={"task": "lr_find"})
+    with lifecycle:
+        result = find_lr(cfg)
+        if lifecycle.run is not None:
+            log_lr_find(lifecycle.run, result, output_dir / "lr_find", name)
+    print(
+        f"lr_find: suggested optimizer.lr={result.suggestion:.6g} "
+        f"(steepest loss descent over {result.steps} steps from {options.min_lr:g} "
+        f"to {options.max_lr:g}, {options.mode})",
+        flush=True,
+    )
+    if options.train_after:
+        return train(with_found_lr(cfg, result.suggestion))
+    metrics = {"lr_find/suggestion": result.suggestion}
+    return RunResult(metrics, lifecycle.run_id, output_dir, result.steps)

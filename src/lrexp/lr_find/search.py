@@ -1,0 +1,166 @@
+"""The LR range test itself: Lightning's tuner on a fresh copy of the run's model and data.
+
+The search runs on its own Trainer (no logger, no lrexp callbacks) and its own model, so no
+point of it reaches a training run's ``lr`` trace or metrics. Lightning replaces the scheduler
+returned by ``configure_optimizers`` with its own for the search; lrexp's schedule is therefore
+replaced by ``constant`` (a schedule whose length or ``strict`` check depends on the run length
+must not fail a search of another length), and validation is skipped (a metric-driven schedule
+would otherwise set the LR in the middle of the search). A non-finite loss ends the search
+(the point is recorded as NaN) instead of failing it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lrexp.errors import ConfigError
+from lrexp.lr_find.settings import LRFindSettings, settings, with_lr
+from lrexp.plan import step_plan
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from lrexp.module import Classifier
+
+#: Trainer settings of the run that the search does not take over: it has its own length, no
+#: validation, no checkpoints, no logger, and runs in one process (a data-parallel run shards
+#: each global batch across ranks, so its steps are those of one process; this also keeps a
+#: ``ddp`` launcher from re-executing the command for the search).
+SEARCH_TRAINER_OVERRIDES: dict[str, Any] = {
+    "devices": 1,
+    "num_nodes": 1,
+    "strategy": "auto",
+    "max_epochs": -1,
+    "num_sanity_val_steps": 0,
+    "check_val_every_n_epoch": sys.maxsize,  # never: validation would run plateau-type hooks
+    "enable_checkpointing": False,
+}
+
+
+@dataclass(frozen=True)
+class LRFindResult:
+    """What one LR search found: the suggestion and the curve it was picked from."""
+
+    suggestion: float
+    lrs: list[float]  #: LR of each search step
+    losses: list[float]  #: smoothed training loss of each step (NaN: no finite loss)
+    settings: LRFindSettings
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps the search took (fewer than ``num_training`` if it stopped early)."""
+        return len(self.lrs)
+
+    @property
+    def suggestion_index(self) -> int:
+        """The search step whose LR is the suggestion."""
+        return min(range(len(self.lrs)), key=lambda i: abs(self.lrs[i] - self.suggestion))
+
+
+def _search_classifier() -> type[Classifier]:
+    import torch
+
+    from lrexp.module import Classifier
+
+    class SearchClassifier(Classifier):
+        """The run's Classifier under Lightning's automatic optimization, whose LR finder then
+        sees the accumulation window (one point per optimizer step); a non-finite loss stops
+        the search instead of raising."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.automatic_optimization = True
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            loss = self._step(batch, "train")
+            if torch.isfinite(loss):
+                return loss
+            self.trainer.should_stop = True  # Lightning records NaN for this step
+            return None
+
+    return SearchClassifier
+
+
+def search_trainer(cfg: DictConfig, options: LRFindSettings, root: Path) -> pl.Trainer:
+    """The run's ``trainer`` settings (device, precision, accumulation, clipping) for a search
+    of ``options.num_training`` optimizer steps, with no logger and no callbacks."""
+    import pytorch_lightning as pl
+
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
+    kwargs.update(SEARCH_TRAINER_OVERRIDES, max_steps=options.num_training)
+    return pl.Trainer(**kwargs, logger=False, callbacks=[], default_root_dir=str(root))
+
+
+def find_lr(cfg: DictConfig) -> LRFindResult:
+    """Run Lightning's LR finder on a fresh model for ``cfg``; deterministic for a seed.
+
+    ``optimizer.lr`` is ignored (it may be ``auto``). Lightning's temporary checkpoint goes to
+    ``<paths.output_dir>/lr_find/``. Raises :class:`ConfigError` for an invalid config, or when
+    the search stopped too early to suggest an LR.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.tuner import Tuner
+
+    from lrexp.data import DataSpec, TensorDataModule
+    from lrexp.models import build_model
+    from lrexp.module import StepOptions
+    from lrexp.validate import validate
+
+    options = settings(cfg)
+    validate(with_lr(cfg, options.min_lr))
+    root = Path(cfg.paths.output_dir) / "lr_find"
+    root.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.seed), verbose=False)
+
+    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+    data.setup("fit")
+    net = build_model(cfg.model, data.input_shape, data.num_classes)
+    optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
+    optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
+    # accumulation and clipping: the Trainer's own, in automatic optimization
+    search = OmegaConf.merge(
+        cfg, {"trainer": {"max_steps": options.num_training, "max_epochs": -1}}
+    )
+    plan = step_plan(search)  # type: ignore[arg-type]
+    constant = {"name": "constant"}
+    module = _search_classifier()(net, data.num_classes, optimizer, constant, StepOptions(), plan)
+
+    trainer = search_trainer(cfg, options, root)
+    finder = Tuner(trainer).lr_find(
+        module,
+        datamodule=data,
+        min_lr=options.min_lr,
+        max_lr=options.max_lr,
+        num_training=options.num_training,
+        mode=options.mode,
+        early_stop_threshold=options.early_stop_threshold,
+        update_attr=False,
+    )
+    if finder is None:
+        raise ConfigError("trainer.fast_dev_run", "the LR finder does not run with fast_dev_run")
+    lrs = [float(v) for v in finder.results["lr"]]
+    losses = [float(v) for v in finder.results["loss"]]
+    suggestion = finder.suggestion(skip_begin=options.skip_begin, skip_end=options.skip_end)
+    if suggestion is None or not math.isfinite(suggestion):
+        raise ConfigError(
+            "tune.num_training",
+            f"the LR search stopped after {len(lrs)} steps, too few finite losses to suggest an "
+            "LR; lower tune.max_lr, raise tune.early_stop_threshold or tune.num_training",
+        )
+    return LRFindResult(float(suggestion), lrs, losses, options)
+
+
+def resolve_auto_lr(cfg: DictConfig) -> float:
+    """The LR to train ``cfg`` with when ``optimizer.lr`` is ``auto``: the finder's suggestion.
+
+    The search uses ``cfg.tune``'s settings when ``tune=lr_find`` is picked, else the defaults
+    of :class:`LRFindSettings`. For every schedule the value is the base LR that the schedule
+    multiplies, which for ``onecycle`` and ``cyclic`` is the peak (max) LR of the cycle.
+    """
+    return find_lr(cfg).suggestion

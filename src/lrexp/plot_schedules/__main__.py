@@ -1,0 +1,7 @@
+"""``python -m lrexp.plot_schedules``."""
+
+import sys
+
+from lrexp.plot_schedules.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""Optuna search as a Hydra sweeper: a persisted, resumable study on a current Optuna.
+
+Why not hydra-optuna-sweeper: 1.3.0 (the last release) pins ``optuna<3``, and optuna 2.10's
+SQL storage fails on SQLAlchemy 2. A pin set with SQLAlchemy 1.4 resolves, but it holds the
+whole environment (MLflow's own store included) on an end-of-life SQLAlchemy and alembic<1.20,
+and that plugin still counts ``n_trials`` per invocation (a resumed search runs them all
+again), leaves the trials of a killed search RUNNING for ever, and stops the whole search at
+the first trial whose job returns None. This sweeper keeps Optuna current instead.
+
+How it works (``conf/hparams_search/optuna_lr.yaml`` selects it):
+
+* The search space is ``hydra.sweeper.params``, the entry of ``hydra.sweeper.schedule_params``
+  for the run's schedule family, and any sweep given on the command line, in Hydra's override
+  grammar: ``interval(a, b)`` (float), ``tag(log, interval(a, b))``, ``tag(int, interval(a,
+  b))``, ``range(start, stop[, step])`` (stop excluded, as Python), ``choice(a, b)`` / ``a,b``
+  (categorical). A plain value on the command line fixes that key and removes it from the
+  space.
+* The study lives in ``storage`` (default ``sqlite:///<paths.mlruns_dir>/optuna.db``, a file of
+  its own next to MLflow's ``mlflow.db``) under ``study_name``; it is created or loaded
+  (``load_if_exists``), so running the same command again continues it.
+* ``n_trials`` is the study's total: an invocation runs only the trials still missing.
+  Finished trials count, failed ones included (a diverged LR is a result). Trials that a
+  killed search left RUNNING are marked FAIL, do not count, and their parameters are enqueued,
+  so the same point is trained again first.
+* Each batch of ``n_jobs`` trials is asked from Optuna (ask-and-tell) and launched through
+  Hydra's configured launcher (basic, joblib, ...); a job's return value (``val/acc``) is the
+  objective; a failed job or a None / non-finite value makes a FAIL trial, never a crash.
+* Every trial's MLflow run (found by its ``output_dir`` tag under the sweep's parent run) is
+  tagged ``optuna_study`` / ``optuna_trial``; at the end the study's best trial's run is
+  tagged ``optuna_best=true`` (and the tag is removed from a previous best).
+
+One sweeper process per study at a time: a second process on the same study would take the
+first one's running trials for interrupted ones.
+
+Modules:
+
+* :mod:`lrexp.search.space`: override lines -> Optuna distributions and fixed overrides,
+  sampled values -> override lines.
+* :mod:`lrexp.search.study`: study bookkeeping (counted trials, interrupted trials, default
+  name and storage, resumed seed) and a job's return value as the objective.
+* :mod:`lrexp.search.runs`: ``TrialRuns``, the MLflow tags of the trials' runs.
+* :mod:`lrexp.search.sweeper`: ``LrexpOptunaSweeperConf`` and ``OptunaSweeper`` (subclassed
+  and registered as ``hydra/sweeper=lrexp_optuna`` by ``hydra_plugins.lrexp_optuna``).
+"""
+
+from lrexp.search.space import format_value, params_lines, parse_space, trial_overrides
+from lrexp.search.study import count_done, objective_value, recover_interrupted, resume_seed
+from lrexp.search.sweeper import LrexpOptunaSweeperConf, OptunaSweeper
+
+__all__ = [
+    "LrexpOptunaSweeperConf",
+    "OptunaSweeper",
+    "count_done",
+    "format_value",
+    "objective_value",
+    "params_lines",
+    "parse_space",
+    "recover_interrupted",
+    "resume_seed",
+    "trial_overrides",
+]

@@ -1,0 +1,227 @@
+"""The MLflow side of one run, reused by every trainer (training, the LR finder, forks).
+
+:class:`RunLifecycle` is a context manager: entering opens a new run (tags, the flattened config
+as params) or reopens the run a checkpoint was written by, makes the buffered Lightning logger
+and starts the system-metrics sampler; leaving flushes every buffered point, logs the resolved
+config and the run's figures, and ends the run FINISHED, FAILED (any exception; tagged
+``diverged=true`` for a non-finite loss) or KILLED (SIGTERM, Ctrl-C, ``sys.exit``). Only the
+process of rank 0 tracks: ranks started by a launcher (Lightning's ddp, torchrun) get no run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from lrexp.errors import ConfigError, DivergedError
+from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
+from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, flatten, redact
+
+#: File in a multirun's sweep directory that holds the sweep's parent run id.
+PARENT_FILE = ".lrexp_parent_run_id"
+#: Exceptions that mean "stopped from outside", not "failed".
+STOPPED = (KeyboardInterrupt, SystemExit)
+
+
+def parent_run_id() -> str | None:
+    """The sweep's parent run id when called inside a multirun job, else None."""
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    marker = Path(hydra_cfg.sweep.dir) / PARENT_FILE
+    return marker.read_text().strip() if marker.is_file() else None
+
+
+def run_name(cfg: DictConfig) -> str:
+    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``."""
+    parts = (cfg.schedule.name, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
+    return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def launched_rank() -> int:
+    """The global rank a launcher (Lightning's ddp, torchrun) gave this process, else 0."""
+    return int(os.environ.get("RANK") or os.environ.get("LOCAL_RANK") or 0)
+
+
+def start_run(
+    cfg: DictConfig,
+    output_dir: Path,
+    name: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> TrackedRun:
+    """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
+    full flattened config as params."""
+    tags = {
+        **(extra_tags or {}),
+        "dataset": str(cfg.dataset.name),
+        "model": str(cfg.model.name),
+        "optimizer": str(cfg.optimizer.name),
+        "schedule": str(cfg.schedule.name),
+        "seed": str(cfg.seed),
+        "output_dir": str(output_dir),
+    }
+    commit = git_commit(Path(cfg.paths.root_dir))
+    if commit:
+        tags["git_commit"] = commit
+    parent = parent_run_id()
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+        tags["sweep_id"] = parent
+    tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
+    uri = str(cfg.logger.tracking_uri)
+    name, experiment = name or run_name(cfg), str(cfg.logger.experiment_name)
+    artifacts = cfg.logger.get("artifact_location")
+    try:
+        run = TrackedRun(uri, experiment, name, tags, artifact_location=artifacts)
+    except OSError as err:  # e.g. MLflow cannot create the SQLite file's folder
+        raise ConfigError("logger.tracking_uri", f"cannot open {redact(uri)}: {err}") from None
+    except TrackingUnavailableError as err:
+        if not cfg.logger.get("fallback_to_local"):
+            raise
+        local = f"sqlite:///{Path(cfg.paths.mlruns_dir).resolve()}/mlflow.db"
+        print(f"lrexp: warning: {err}; logging to {local} instead", file=sys.stderr)
+        run = TrackedRun(local, experiment, name, tags, artifact_location=artifacts)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    params = flatten(container)  # type: ignore[arg-type]
+    params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
+    run.log_params(params)
+    return run
+
+
+def system_monitor(cfg: DictConfig, run: TrackedRun) -> Any:
+    """MLflow's sampler of CPU, memory and GPU use for this run (None when switched off)."""
+    if not cfg.logger.get("system_metrics"):
+        return None
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    interval = float(cfg.logger.get("system_metrics_interval", 10))
+    return SystemMetricsMonitor(run.run_id, interval, tracking_uri=run.tracking_uri)
+
+
+#: Called with the open run right after it is opened (e.g. to log an LR search into it).
+OnOpen = Callable[[TrackedRun], None]
+
+
+class RunLifecycle:
+    """Open (or reopen), log to and close one MLflow run; see the module docstring.
+
+    ``run_id``: the run to continue (a resumed checkpoint's), tagged ``resumed_from=resume``.
+    ``name``/``extra_tags``: for a new run. Set :attr:`planned` (the planned LR per optimizer
+    step) and add to :attr:`tags` while the run trains; both are written at the close.
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        output_dir: Path,
+        *,
+        resume: Path | None = None,
+        run_id: str | None = None,
+        name: str | None = None,
+        extra_tags: dict[str, str] | None = None,
+        on_open: Sequence[OnOpen] = (),
+    ) -> None:
+        self.cfg = cfg
+        self.output_dir = output_dir
+        self.resume = resume
+        self.resumed_run_id = run_id
+        self.name = name
+        self.extra_tags = extra_tags
+        self.on_open = on_open
+        self.run: TrackedRun | None = None
+        self.logger: BufferedMlflowLogger | None = None
+        self.planned: Sequence[float] = ()
+        self.tags: dict[str, str] = {}
+        self.monitor: Any = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id if self.run is not None else None
+
+    def callbacks(self) -> list[Any]:
+        """Lightning callbacks of the tracked run: the plan artifacts when fitting starts."""
+        return [PlanArtifacts(self.run, self.output_dir)] if self.run is not None else []
+
+    def __enter__(self) -> RunLifecycle:
+        cfg = self.cfg
+        if not cfg.logger.enabled or launched_rank() != 0:
+            return self
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.resumed_run_id is None:
+            self.run = start_run(cfg, self.output_dir, self.name, self.extra_tags)
+        else:
+            self.run = TrackedRun(
+                cfg.logger.tracking_uri,
+                cfg.logger.experiment_name,
+                self.name or run_name(cfg),
+                {},
+                run_id=self.resumed_run_id,
+            )
+            self.run.reopen()
+            self.run.set_tags({"resumed_from": str(self.resume)})
+        self.logger = BufferedMlflowLogger(self.run)
+        for hook in self.on_open:
+            hook(self.run)
+        self.monitor = system_monitor(cfg, self.run)
+        if self.monitor is not None:
+            self.monitor.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        if exc is None:
+            status = "FINISHED"
+        elif isinstance(exc, STOPPED | SIGTERMException):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+            if isinstance(exc, DivergedError):
+                self.tags["diverged"] = "true"
+        if self.monitor is not None:
+            self.monitor.finish()
+        if self.run is not None:
+            self.close(status)
+
+    def close(self, status: str) -> None:
+        """Flush buffered points, log the config and figures, then set the final status."""
+        assert self.run is not None and self.logger is not None
+        self.logger.flush()
+        config_file = self.output_dir / "resolved_config.yaml"
+        config_file.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        self.run.log_artifact(config_file)
+        log_run_figures(self.run, self.planned, self.output_dir, self.name or run_name(self.cfg))
+        last = self.output_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            self.tags["checkpoint"] = str(last)
+        self.run.set_tags(self.tags)
+        self.run.end(status)
