@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lrexp import bench
+from lrexp.bench import cli as bench_cli
+from lrexp.bench import steps as bench
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.tracking.store import TrackedRun
 
@@ -41,7 +42,7 @@ def test_bench_prints_the_table_and_writes_json(
 ) -> None:
     out = tmp_path / "bench.json"
     args = ["--steps", "10", "--warmup", "2", "--repeats", "1", "--workloads", "mlp-digits-b32"]
-    bench.main([*args, "--json", str(out)])
+    bench_cli.main([*args, "--startup-repeats", "1", "--json", str(out)])
     printed = capsys.readouterr().out
     assert "lrexp/plain" in printed and "stock/lrexp" in printed
     assert "mlp-digits-b32" in printed

@@ -386,3 +386,15 @@ def test_augmented_epochs_are_reproducible() -> None:
 
     assert all(torch.equal(a, b) for a, b in zip(epoch(1), epoch(1), strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(epoch(1), epoch(2), strict=True))
+
+
+def test_digits_read_without_scikit_learn_equal_scikit_learns() -> None:
+    from sklearn.datasets import load_digits
+
+    from lrexp.data.sources import digits_arrays
+
+    images, labels = digits_arrays()
+    bunch = load_digits()
+    assert images.shape == (1797, 8, 8)
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(labels, bunch.target)

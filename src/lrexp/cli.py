@@ -16,7 +16,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lrexp.configs import config_dir
-from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
+from lrexp.errors import (
+    ConfigError,
+    DataUnavailableError,
+    DivergedError,
+    TrackingUnavailableError,
+)
 
 
 def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> None:
@@ -63,7 +68,6 @@ def run_task(cfg: DictConfig) -> float | None:
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lrexp.lr_find.cli import train_or_tune
-    from lrexp.tracking.store import TrackingUnavailableError
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     quiet_logs()

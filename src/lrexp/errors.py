@@ -12,16 +12,18 @@ class ConfigError(ValueError):
         self.key = key
 
 
-def named_config_error(group: str, keys: Iterable[str], err: BaseException) -> ConfigError:
+def named_config_error(
+    group: str, keys: Iterable[str], err: BaseException, fallback: str
+) -> ConfigError:
     """A library's complaint about one of ``group``'s settings as a :class:`ConfigError` that
     names the key its message mentions (``betas`` for torch's "Invalid beta parameter"), else
-    the group."""
+    ``fallback``."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     words = set(re.findall(r"[a-z_]+", message.lower()))
     for key in keys:
         if key != "name" and (key.lower() in words or key.lower().rstrip("s") in words):
             return ConfigError(f"{group}.{key}", message)
-    return ConfigError(group, message)
+    return ConfigError(fallback, message)
 
 
 class DataUnavailableError(RuntimeError):
@@ -35,3 +37,7 @@ class DivergedError(RuntimeError):
         super().__init__(f"diverged: loss is {loss} at step {step} (lr {lr:.6g})")
         self.step = step
         self.lr = lr
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking server does not answer."""

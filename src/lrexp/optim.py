@@ -153,4 +153,4 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     try:
         return cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
     except (TypeError, ValueError) as err:
-        raise named_config_error("optimizer", kwargs, err) from None
+        raise named_config_error("optimizer", kwargs, err, f"optimizer.{cfg['name']}") from None

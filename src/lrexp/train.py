@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
@@ -32,8 +33,10 @@ from lrexp.optim import scaled_lr
 from lrexp.plan import StepPlan, step_plan
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.store import TrackedRun
-from lrexp.validate import validate
+
+if TYPE_CHECKING:
+    from lrexp.tracking.store import TrackedRun
+from lrexp.validate import validate, world_size
 
 
 @dataclass
@@ -176,12 +179,22 @@ def train(
         StepOptions.split(cfg.trainer)[1],
         plan,
     )
-    lifecycle = RunLifecycle(cfg, output_dir, resume=resume, run_id=resumed_run_id, on_open=on_open)
+
+    def on_run_open(run: TrackedRun) -> None:
+        module.run_id = run.run_id  # checkpoints carry it: a resume continues this run
+        if resume is None:
+            log_dataset(run, cfg, data)
+
+    lifecycle = RunLifecycle(
+        cfg,
+        output_dir,
+        resume=resume,
+        run_id=resumed_run_id,
+        on_open=[on_run_open, *on_open],
+        defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
+    )
+    lifecycle.planned = module.planned_lr  # filled when the optimizer is built
     with lifecycle:
-        if lifecycle.run is not None and resume is None:
-            log_dataset(lifecycle.run, cfg, data)
-        module.run_id = lifecycle.run_id
-        lifecycle.planned = module.planned_lr
         trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan)
         trainer.callbacks.extend([*callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)

@@ -7,6 +7,8 @@ and download them only when ``download`` is true.
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
 import pickle
 import random
 from collections.abc import Callable
@@ -35,13 +37,24 @@ def _tensor(array: np.ndarray | Tensor, dtype: torch.dtype) -> Tensor:
     return torch.as_tensor(np.asarray(array)).to(dtype)
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as ``(images (1797, 8, 8), labels)``, read from the file
+    that ``sklearn.datasets.load_digits`` reads, without importing scikit-learn (a second of
+    startup); ``tests/test_data.py`` checks both give the same arrays."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailableError("dataset digits: scikit-learn is not installed")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
 def load_digits(data_dir: Path, download: bool, verify: bool, test_size: int) -> RawData:
     """scikit-learn's bundled 8x8 digits (1797 images); a fixed seeded test split."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    bunch = sklearn_digits()
-    x = _tensor(bunch.images, torch.float32).unsqueeze(1)
-    y = _tensor(bunch.target, torch.int64)
+    images, labels = digits_arrays()
+    x = _tensor(images, torch.float32).unsqueeze(1)
+    y = _tensor(labels, torch.int64)
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     test, train = order[:test_size], order[test_size:]
     return RawData(x[train], y[train], x[test], y[test], 10)

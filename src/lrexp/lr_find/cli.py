@@ -6,6 +6,7 @@ This module sits above :mod:`lrexp.train`: it searches, then hands training a co
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
@@ -13,8 +14,10 @@ from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import find_lr
 from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
 from lrexp.tracking.lifecycle import RunLifecycle, run_name
-from lrexp.tracking.store import TrackedRun
 from lrexp.train import RunResult, train
+
+if TYPE_CHECKING:
+    from lrexp.tracking.store import TrackedRun
 
 
 def train_at_auto_lr(cfg: DictConfig) -> RunResult:

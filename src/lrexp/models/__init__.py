@@ -21,7 +21,7 @@ def build_model(cfg: Mapping[str, Any], input_shape: Sequence[int], num_classes:
     try:
         return MODELS[cfg["name"]](input_shape, num_classes, **params)
     except (TypeError, ValueError) as err:
-        raise named_config_error("model", params, err) from None
+        raise named_config_error("model", params, err, f"model.{cfg['name']}") from None
 
 
 __all__ = ["CNN", "LSTM", "MLP", "MODELS", "build_model"]

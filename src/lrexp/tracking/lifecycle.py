@@ -1,11 +1,16 @@
 """The MLflow side of one run, reused by every trainer (training, the LR finder, forks).
 
-:class:`RunLifecycle` is a context manager: entering opens a new run (tags, the flattened config
-as params) or reopens the run a checkpoint was written by, makes the buffered Lightning logger
-and starts the system-metrics sampler; leaving flushes every buffered point, logs the resolved
-config and the run's figures, and ends the run FINISHED, FAILED (any exception; tagged
-``diverged=true`` for a non-finite loss) or KILLED (SIGTERM, Ctrl-C, ``sys.exit``). Only the
-process of rank 0 tracks: ranks started by a launcher (Lightning's ddp, torchrun) get no run.
+:class:`RunLifecycle` is a context manager. Entering makes the buffered Lightning logger and
+opens a new run (tags, the flattened config as params) or reopens the run a checkpoint was
+written by; with ``defer=True`` (a single-process run) a new run is opened only after the
+first optimizer step (:meth:`RunLifecycle.callbacks`), so that neither importing MLflow nor
+opening its store delays training; points wait in the logger's buffer meanwhile. Opening logs
+the planned LR (``planned_lr.csv``) and starts the system-metrics sampler. Leaving flushes
+every buffered point, logs the resolved config and the run's figures, and ends the run
+FINISHED, FAILED (any exception; tagged ``diverged=true`` for a non-finite loss) or KILLED
+(SIGTERM, Ctrl-C, ``sys.exit``). A run that fails on a config, data or store error before it
+was opened is never opened. Only the process of rank 0 tracks: ranks started by a launcher
+(Lightning's ddp, torchrun) get no run.
 """
 
 from __future__ import annotations
@@ -17,21 +22,26 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.errors import ConfigError, DivergedError
-from lrexp.tracking.artifacts import PlanArtifacts, log_run_figures
+from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, flatten, redact
+from lrexp.tracking.uri import redact
+
+if TYPE_CHECKING:
+    from lrexp.tracking.store import TrackedRun
 
 #: File in a multirun's sweep directory that holds the sweep's parent run id.
 PARENT_FILE = ".lrexp_parent_run_id"
 #: Exceptions that mean "stopped from outside", not "failed".
 STOPPED = (KeyboardInterrupt, SystemExit)
+#: Errors that leave a deferred run unopened: the user fixes the input and runs again.
+NEVER_OPENED = (ConfigError, DataUnavailableError)
 
 
 def parent_run_id() -> str | None:
@@ -75,6 +85,8 @@ def start_run(
 ) -> TrackedRun:
     """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
     full flattened config as params."""
+    from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, flatten
+
     tags = {
         **(extra_tags or {}),
         "dataset": str(cfg.dataset.name),
@@ -123,15 +135,16 @@ def system_monitor(cfg: DictConfig, run: TrackedRun) -> Any:
 
 
 #: Called with the open run right after it is opened (e.g. to log an LR search into it).
-OnOpen = Callable[[TrackedRun], None]
+OnOpen = Callable[["TrackedRun"], None]
 
 
 class RunLifecycle:
     """Open (or reopen), log to and close one MLflow run; see the module docstring.
 
-    ``run_id``: the run to continue (a resumed checkpoint's), tagged ``resumed_from=resume``.
-    ``name``/``extra_tags``: for a new run. Set :attr:`planned` (the planned LR per optimizer
-    step) and add to :attr:`tags` while the run trains; both are written at the close.
+    ``run_id``: the run to continue (a resumed checkpoint's, opened at once), tagged
+    ``resumed_from=resume``. ``name``/``extra_tags``: for a new run. ``defer``: open a new run
+    after the first optimizer step. Set :attr:`planned` (the planned LR per optimizer step)
+    before the run opens, and add to :attr:`tags` while it trains.
     """
 
     def __init__(
@@ -144,6 +157,7 @@ class RunLifecycle:
         name: str | None = None,
         extra_tags: dict[str, str] | None = None,
         on_open: Sequence[OnOpen] = (),
+        defer: bool = False,
     ) -> None:
         self.cfg = cfg
         self.output_dir = output_dir
@@ -152,6 +166,8 @@ class RunLifecycle:
         self.name = name
         self.extra_tags = extra_tags
         self.on_open = on_open
+        self.defer = defer
+        self.open_failed = False
         self.run: TrackedRun | None = None
         self.logger: BufferedMlflowLogger | None = None
         self.planned: Sequence[float] = ()
@@ -162,14 +178,27 @@ class RunLifecycle:
     def run_id(self) -> str | None:
         return self.run.run_id if self.run is not None else None
 
-    def callbacks(self) -> list[Any]:
-        """Lightning callbacks of the tracked run: the plan artifacts when fitting starts."""
-        return [PlanArtifacts(self.run, self.output_dir)] if self.run is not None else []
+    def callbacks(self) -> list[pl.Callback]:
+        """Lightning callbacks of the tracked run: a deferred run opens after the first step."""
+        return [OpenAfterFirstStep(self)] if self.logger is not None and self.run is None else []
 
     def __enter__(self) -> RunLifecycle:
-        cfg = self.cfg
-        if not cfg.logger.enabled or launched_rank() != 0:
+        if not self.cfg.logger.enabled or launched_rank() != 0:
             return self
+        self.logger = BufferedMlflowLogger()
+        if not self.defer or self.resumed_run_id is not None:
+            self.open()
+        return self
+
+    def open(self) -> None:
+        """Open (or reopen) the run, once; then run the ``on_open`` hooks and flush."""
+        if self.run is not None or self.logger is None or self.open_failed:
+            return
+        self.open_failed = True  # until the run is open: an error here is not retried
+        from lrexp.tracking.artifacts import write_plan_csv
+        from lrexp.tracking.store import TrackedRun
+
+        cfg = self.cfg
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed_run_id is None:
             self.run = start_run(cfg, self.output_dir, self.name, self.extra_tags)
@@ -183,13 +212,16 @@ class RunLifecycle:
             )
             self.run.reopen()
             self.run.set_tags({"resumed_from": str(self.resume)})
-        self.logger = BufferedMlflowLogger(self.run)
+        self.open_failed = False
+        self.logger.run = self.run
+        if self.planned:
+            self.run.log_artifact(write_plan_csv(self.planned, self.output_dir / "planned_lr.csv"))
         for hook in self.on_open:
             hook(self.run)
         self.monitor = system_monitor(cfg, self.run)
         if self.monitor is not None:
             self.monitor.start()
-        return self
+        self.logger.flush()
 
     def __exit__(
         self,
@@ -199,6 +231,10 @@ class RunLifecycle:
     ) -> None:
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+        if self.logger is not None and self.run is None:
+            if isinstance(exc, NEVER_OPENED):
+                return  # nothing was tracked yet: leave nothing half-done in the store
+            self.open()
         if exc is None:
             status = "FINISHED"
         elif isinstance(exc, STOPPED | SIGTERMException):
@@ -214,6 +250,8 @@ class RunLifecycle:
 
     def close(self, status: str) -> None:
         """Flush buffered points, log the config and figures, then set the final status."""
+        from lrexp.tracking.artifacts import log_run_figures
+
         assert self.run is not None and self.logger is not None
         self.logger.flush()
         config_file = self.output_dir / "resolved_config.yaml"
@@ -225,3 +263,21 @@ class RunLifecycle:
             self.tags["checkpoint"] = str(last)
         self.run.set_tags(self.tags)
         self.run.end(status)
+
+
+class OpenAfterFirstStep(pl.Callback):
+    """Opens a deferred run once the first optimizer step is done."""
+
+    def __init__(self, lifecycle: RunLifecycle) -> None:
+        self.lifecycle = lifecycle
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if trainer.global_step >= 1 and self.lifecycle.run is None:
+            self.lifecycle.open()

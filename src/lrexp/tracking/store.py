@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,19 +14,10 @@ from typing import Any, TypeVar
 from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from lrexp.errors import TrackingUnavailableError
+from lrexp.tracking.uri import METRICS_PER_BATCH, PARAMS_PER_BATCH, redact
+
 T = TypeVar("T")
-PARAMS_PER_BATCH = 100
-METRICS_PER_BATCH = 1000
-PARAM_VALUE_LIMIT = 6000
-
-
-def redact(uri: str) -> str:
-    """Hide credentials in a tracking URI (``scheme://user:secret@host`` -> ``user:***``)."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
-
-
-class TrackingUnavailableError(RuntimeError):
-    """The tracking server does not answer."""
 
 
 def is_unreachable(err: BaseException) -> bool:

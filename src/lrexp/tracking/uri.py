@@ -1,14 +1,25 @@
-"""Tracking URIs without opening a store: the SQLite file a URI names, and why it is unusable.
+"""Tracking URIs and MLflow's request limits, without importing MLflow.
 
-Light on purpose (no MLflow import): config validation calls it before anything is written.
+Light on purpose: config validation checks a store with it before anything is written, and a
+run imports MLflow only once it opens its MLflow run (after its first optimizer step).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+#: MLflow's ``log_batch`` limits: params/tags and metrics per request
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+
+
+def redact(uri: str) -> str:
+    """Hide credentials in a tracking URI (``scheme://user:secret@host`` -> ``user:***``)."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
 
 
 def sqlite_database(tracking_uri: str) -> Path | None:
@@ -16,9 +27,9 @@ def sqlite_database(tracking_uri: str) -> Path | None:
     in-memory or empty database part."""
     if not tracking_uri.startswith("sqlite:"):
         return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(tracking_uri).database
+    # SQLAlchemy's form: sqlite:///relative/path or sqlite:////absolute/path (?query allowed)
+    database = unquote(tracking_uri.removeprefix("sqlite:").removeprefix("//").split("?")[0])
+    database = database.removeprefix("/") if database.startswith("/") else database
     if not database or database == ":memory:":
         raise ValueError(f"{tracking_uri}: not an MLflow database file")
     return Path(database)

@@ -7,13 +7,7 @@ off), after a few warm-up steps. See ``scripts/bench.py``.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -284,106 +278,7 @@ def measure(
     return Row(name, medians["plain"], medians["lrexp"], medians["lrexp_nolog"], medians["stock"])
 
 
-STARTUP_PROBE = """
-import os, runpy, sys
-from torch.optim.optimizer import register_optimizer_step_pre_hook
-def first_step(optimizer, args, kwargs):
-    with open('/proc/self/stat') as f:
-        start_ticks = int(f.read().split(')')[1].split()[19])
-    with open('/proc/uptime') as f:
-        uptime = float(f.read().split()[0])
-    print(f"FIRST_STEP {uptime - start_ticks / os.sysconf('SC_CLK_TCK'):.3f}", flush=True)
-    os._exit(0)
-register_optimizer_step_pre_hook(first_step)
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name='__main__')
-"""
-
-
-def startup_seconds(root: Path) -> float:
-    """Seconds from process start to the first optimizer step of ``python train.py``."""
-    train_py = config_dir().parent / "train.py"
-    result = subprocess.run(
-        [sys.executable, "-c", STARTUP_PROBE, str(train_py), "trainer.enable_progress_bar=false"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    for line in result.stdout.splitlines():
-        if line.startswith("FIRST_STEP"):
-            return float(line.split()[1])
-    raise RuntimeError(f"train.py did not reach a first step:\n{result.stderr[-2000:]}")
-
-
 def device_name(overrides: list[str]) -> str:
     """The GPU's name when the overrides train on one, else ``CPU``."""
     on_gpu = any(o in ("trainer=gpu", "trainer.accelerator=gpu") for o in overrides)
     return torch.cuda.get_device_name(0) if on_gpu and torch.cuda.is_available() else "CPU"
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--json", type=Path, help="write one row per workload here")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        help="config overrides for every workload and setup, e.g. trainer=gpu "
-        "trainer.precision=bf16-mixed compile=true",
-    )
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.workloads:
-            total = args.steps + args.warmup
-            root = Path(tmp) / name
-            rows.append(measure(name, total, args.warmup, args.repeats, root, args.overrides))
-        startup = startup_seconds(Path(tmp))
-    columns = ("plain ms", "lrexp ms", "stock ms", "lrexp/plain", "stock/lrexp", "lr-log cost")
-    print(
-        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs,"
-        f" {device_name(args.overrides)}; median of {args.repeats} x {args.steps} steps"
-        + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
-    )
-    print(f"{'workload':<20}" + "".join(f"{c:>13}" for c in columns))
-    for row in rows:
-        cells = (
-            f"{row.plain_ms:.3f}",
-            f"{row.lrexp_ms:.3f}",
-            f"{row.stock_ms:.3f}",
-            f"{row.lrexp_ms / row.plain_ms:.2f}",
-            f"{row.stock_ms / row.lrexp_ms:.2f}",
-            f"{row.lrexp_ms / row.lrexp_nolog_ms - 1:+.1%}",
-        )
-        print(f"{row.workload:<20}" + "".join(f"{c:>13}" for c in cells))
-    print(f"startup (process start -> first optimizer step of python train.py): {startup:.2f} s")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                [
-                    {
-                        "workload": r.workload,
-                        "plain_ms": r.plain_ms,
-                        "lrexp_ms": r.lrexp_ms,
-                        "stock_ms": r.stock_ms,
-                        "lrexp_nolog_ms": r.lrexp_nolog_ms,
-                    }
-                    for r in rows
-                ]
-                + [{"startup_s": startup}],
-                indent=2,
-            )
-        )
