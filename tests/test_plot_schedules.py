@@ -132,7 +132,8 @@ def test_plan_matches_a_real_lightning_run(
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["dataset=mnist1d"], (20 * 35, 35)),
+        (["dataset=mnist1d"], (20 * 140, 140)),  # the MLP's MNIST-1D batch is 25
+        (["dataset=mnist1d", "model=cnn"], (20 * 35, 35)),
         (["dataset=mnist"], (20 * 430, 430)),
         (["dataset=fashion_mnist", "trainer.max_steps=1000"], (1000, 430)),
         (["dataset=cifar10", "trainer.accumulate_grad_batches=2"], (20 * 176, 176)),

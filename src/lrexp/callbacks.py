@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -62,20 +63,14 @@ class LRTrace(pl.Callback):
         trainer.logger.log_metrics(values, step=trainer.global_step)
 
 
-class ValidateAtEnd(pl.Callback):
-    """Validate once at the run's last optimizer step, wherever it falls.
+class AtStep(pl.Callback):
+    """Calls ``action(trainer)`` once, after the training batch at which the optimizer step
+    count first reaches ``step``."""
 
-    Lightning validates at epoch ends (every ``check_val_every_n_epoch``) or every
-    ``val_check_interval`` batches, so a run bounded by ``max_steps`` mid-epoch, or whose last
-    epoch is not a validation epoch, would end with no validation of its final weights: no
-    ``val/acc`` for the sweepers, no best checkpoint, and a test of whatever weights are last.
-    At the last step this asks the Trainer to stop (which is then due anyway), and Lightning
-    validates a run that is asked to stop. It never adds a second validation at a step that
-    is already validated: Lightning validates at most once per batch.
-    """
-
-    def __init__(self, total_steps: int) -> None:
-        self.total_steps = total_steps
+    def __init__(self, step: int, action: Callable[[pl.Trainer], None]) -> None:
+        self.step = step
+        self.action = action
+        self.done = False
 
     def on_train_batch_end(
         self,
@@ -85,8 +80,21 @@ class ValidateAtEnd(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if trainer.global_step < self.total_steps:
-            return
-        trainer.should_stop = True
-        # the last epoch may not be one of every check_val_every_n_epoch; the run ends here
-        trainer.check_val_every_n_epoch = 1
+        if not self.done and trainer.global_step >= self.step:
+            self.done = True
+            self.action(trainer)
+
+
+def validate_now(trainer: pl.Trainer) -> None:
+    """Make Lightning validate after this batch, wherever it falls: at a run's last step.
+
+    Lightning validates at epoch ends (every ``check_val_every_n_epoch``) or every
+    ``val_check_interval`` batches, so a run bounded by ``max_steps`` mid-epoch, or whose last
+    epoch is not a validation epoch, would end with no validation of its final weights: no
+    ``val/acc`` for the sweepers, no best checkpoint, and a test of whatever weights are last.
+    Asking the Trainer to stop (it is due to stop anyway at the last step) makes Lightning
+    validate; it never validates twice after one batch.
+    """
+    trainer.should_stop = True
+    # the last epoch may not be one of every check_val_every_n_epoch; the run ends here
+    trainer.check_val_every_n_epoch = 1

@@ -103,6 +103,20 @@ class Classifier(pl.LightningModule):
         #: gradients of an unfinished accumulation window are waiting for more micro-batches
         self.mid_window = False
 
+    @classmethod
+    def from_config(
+        cls, cfg: DictConfig, net: nn.Module, num_classes: int, plan: StepPlan
+    ) -> Classifier:
+        """The Classifier of a run: ``cfg``'s optimizer, schedule and step options."""
+        return cls(
+            net,
+            num_classes,
+            OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
+            OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+            StepOptions.split(cfg.trainer)[1],
+            plan,
+        )
+
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook call (dozens per step); it is a
         # plain string, so skip nn.Module's parameter/buffer/submodule bookkeeping for it.

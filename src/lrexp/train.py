@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.callbacks import LRTrace, ValidateAtEnd
+from lrexp.callbacks import AtStep, LRTrace, validate_now
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
@@ -59,7 +59,7 @@ def build_trainer(
     cfg: DictConfig, output_dir: Path, logger: BufferedMlflowLogger | None, plan: StepPlan
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
     """The Trainer of a run: checkpoints (best and last), the LR trace, a checkpoint on
-    SIGTERM/SIGINT, and one validation at the run's last step (:class:`ValidateAtEnd`)."""
+    SIGTERM/SIGINT, and a validation at the run's last step (:func:`validate_now`)."""
     callbacks_cfg = cfg.callbacks
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
@@ -68,7 +68,12 @@ def build_trainer(
         **OmegaConf.to_container(callbacks_cfg.checkpoint),  # type: ignore[arg-type]
     )
     interrupt = CheckpointOnInterrupt(output_dir / "checkpoints" / "last.ckpt")
-    callbacks: list[pl.Callback] = [checkpoint, LRTrace(), interrupt, ValidateAtEnd(plan.total)]
+    callbacks: list[pl.Callback] = [
+        checkpoint,
+        LRTrace(),
+        interrupt,
+        AtStep(plan.total, validate_now),
+    ]
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
     trainer_kwargs, _ = StepOptions.split(cfg.trainer)
@@ -171,14 +176,7 @@ def train(
     net = build_model(cfg.model, data.input_shape, data.num_classes)
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
-    module = Classifier(
-        net,
-        data.num_classes,
-        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
-        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-        StepOptions.split(cfg.trainer)[1],
-        plan,
-    )
+    module = Classifier.from_config(cfg, net, data.num_classes, plan)
 
     def on_run_open(run: TrackedRun) -> None:
         module.run_id = run.run_id  # checkpoints carry it: a resume continues this run

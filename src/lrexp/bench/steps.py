@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from lrexp.configs import config_dir
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.models import build_model
-from lrexp.module import Classifier, StepOptions
+from lrexp.module import Classifier
 from lrexp.optim import build_optimizer
 from lrexp.plan import step_plan
 from lrexp.schedules import build_schedule
@@ -143,14 +143,7 @@ def lrexp_path(
     trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
     plan = step_plan(trainer_cfg)
     model = fresh_model(cfg, data)
-    module = Classifier(
-        model,
-        data.num_classes,
-        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
-        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-        StepOptions.split(cfg.trainer)[1],
-        plan,
-    )
+    module = Classifier.from_config(cfg, model, data.num_classes, plan)
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))

@@ -29,9 +29,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.callbacks import AtStep
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.uri import redact
+from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
@@ -180,7 +181,9 @@ class RunLifecycle:
 
     def callbacks(self) -> list[pl.Callback]:
         """Lightning callbacks of the tracked run: a deferred run opens after the first step."""
-        return [OpenAfterFirstStep(self)] if self.logger is not None and self.run is None else []
+        if self.logger is None or self.run is not None:
+            return []
+        return [AtStep(1, lambda trainer: self.open())]
 
     def __enter__(self) -> RunLifecycle:
         if not self.cfg.logger.enabled or launched_rank() != 0:
@@ -188,6 +191,17 @@ class RunLifecycle:
         self.logger = BufferedMlflowLogger()
         if not self.defer or self.resumed_run_id is not None:
             self.open()
+            return self
+        uri = str(self.cfg.logger.tracking_uri)
+        try:
+            make_sqlite_folder(uri)
+        except OSError as err:
+            folder = f"the folder {err.filename}" if err.filename else "its folder"
+            reason = err.strerror or str(err)
+            raise ConfigError(
+                "logger.tracking_uri",
+                f"cannot open {redact(uri)}: cannot create {folder} ({reason})",
+            ) from None
         return self
 
     def open(self) -> None:
@@ -237,7 +251,7 @@ class RunLifecycle:
             self.open()
         if exc is None:
             status = "FINISHED"
-        elif isinstance(exc, STOPPED | SIGTERMException):
+        elif isinstance(exc, (*STOPPED, SIGTERMException)):
             status = "KILLED"
         else:
             status = "FAILED"
@@ -263,21 +277,3 @@ class RunLifecycle:
             self.tags["checkpoint"] = str(last)
         self.run.set_tags(self.tags)
         self.run.end(status)
-
-
-class OpenAfterFirstStep(pl.Callback):
-    """Opens a deferred run once the first optimizer step is done."""
-
-    def __init__(self, lifecycle: RunLifecycle) -> None:
-        self.lifecycle = lifecycle
-
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if trainer.global_step >= 1 and self.lifecycle.run is None:
-            self.lifecycle.open()

@@ -61,3 +61,12 @@ def sqlite_problem(database: Path) -> str | None:
     if _read_only(ancestor):
         return f"{ancestor} is read-only, so {database} cannot be created"
     return None
+
+
+def make_sqlite_folder(tracking_uri: str) -> None:
+    """Create the folder of a ``sqlite://`` store, as MLflow would when it opens it; OSError
+    when it cannot be created. Done before training, so that a store that can never open is
+    reported before the first step rather than after it."""
+    database = sqlite_database(tracking_uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
