@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,6 +23,9 @@ from lrexp.errors import (
     DivergedError,
     TrackingUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from lrexp.preflight import ComposedMode
 
 
 def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> None:
@@ -98,22 +102,42 @@ def run_task(cfg: DictConfig) -> float | None:
 INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--shell-completion")
 
 
-def preflight(args: list[str]) -> None:
-    """Reject bad overrides with one line (exit 2) before Hydra creates any output."""
+def preflight(args: list[str]) -> ComposedMode | None:
+    """Reject bad overrides with one line (exit 2) before Hydra creates any output; the run
+    mode the checked config composes to, when it is certain."""
     if any(arg.split("=")[0] in INFO_FLAGS for arg in args):
-        return
+        return None
     from lrexp.preflight import check_overrides
 
     try:
-        check_overrides(config_dir(), args)
+        return check_overrides(config_dir(), args)
     except ConfigError as err:
         print(f"lrexp: error: {err}", file=sys.stderr)
         sys.exit(2)
 
 
+def reuse_mode(composed: ComposedMode) -> None:
+    """Hand Hydra the run mode that the preflight check has just composed.
+
+    Hydra 1.3's ``hydra.main`` composes the whole config once only to read ``hydra.mode``
+    (``Hydra.get_mode``), then composes it again for the run: with the preflight's own
+    composition that is three compositions (about 0.13 s each here) before the first step.
+    The preflight's answer is the same config's, so this process's ``get_mode`` returns it
+    (``Hydra.get_mode`` is an internal of hydra-core, which pyproject pins to 1.3.8).
+    """
+    from hydra._internal.hydra import Hydra
+
+    def get_mode(self: Hydra, config_name: str | None, overrides: list[str]) -> RunMode | None:
+        return composed.mode
+
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
+
+
 def train_main() -> None:
     """``lrexp-train`` / ``python train.py``: Hydra app over ``conf/config.yaml``."""
-    preflight(sys.argv[1:])
+    composed = preflight(sys.argv[1:])
+    if composed is not None:
+        reuse_mode(composed)
     hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(run_task)()
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from lrexp.errors import ConfigError
@@ -27,11 +29,20 @@ def _options(config_dir: Path, group: str) -> list[str]:
     return sorted(p.stem for p in (config_dir / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
+@dataclass(frozen=True)
+class ComposedMode:
+    """The ``hydra.mode`` the checked command line composes to (None: the config sets none)."""
+
+    mode: RunMode | None
+
+
+def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | None:
     """Raise :class:`ConfigError` for the first override that cannot work.
 
     Sweeps (``a,b,c``) are checked option by option for config groups; the config is then
-    composed and validated with the first value of every sweep.
+    composed and validated with the first value of every sweep. Returns the run mode the
+    composed config sets when it is certain to be the one Hydra will see (no sweeps and no
+    ``hydra.mode`` override), else None.
     """
     user_args = [a for a in args if not a.startswith("-") and "=" in a]
     try:
@@ -39,6 +50,7 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
     except HydraException as err:
         raise ConfigError("overrides", str(err).splitlines()[0]) from None
     first_values: list[str] = []
+    certain = not any(o.is_sweep_override() or o.get_key_element() == "hydra.mode" for o in parsed)
     for raw, override in zip(user_args, parsed, strict=True):
         if override.is_hydra_override():
             continue
@@ -58,7 +70,12 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> None:
                         group, f"no option {value!r}; choose one of {', '.join(choices)}"
                     )
         first_values.append(first)
-    validate(_compose(config_dir, first_values))
+    cfg = _compose(config_dir, first_values)
+    mode = cfg.hydra.mode
+    with open_dict(cfg):
+        del cfg["hydra"]  # Hydra's own node: its runtime values exist only in a run
+    validate(cfg)
+    return ComposedMode(mode) if certain else None
 
 
 def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
@@ -67,7 +84,7 @@ def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
     placeholders = ["paths.root_dir=.", "paths.output_dir=."]
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            return compose("config", overrides=placeholders + overrides)
+            return compose("config", overrides=placeholders + overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         message = str(err).splitlines()[0]
         unknown = UNKNOWN_KEY.match(message)

@@ -205,37 +205,45 @@ class RunLifecycle:
         return self
 
     def open(self) -> None:
-        """Open (or reopen) the run, once; then run the ``on_open`` hooks and flush."""
+        """Open (or reopen) the run, once; then run the ``on_open`` hooks and flush. A failed
+        open is not tried again (at the close, say): its error is what the user sees."""
         if self.run is not None or self.logger is None or self.open_failed:
             return
-        self.open_failed = True  # until the run is open: an error here is not retried
         from lrexp.tracking.artifacts import write_plan_csv
-        from lrexp.tracking.store import TrackedRun
 
-        cfg = self.cfg
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if self.resumed_run_id is None:
-            self.run = start_run(cfg, self.output_dir, self.name, self.extra_tags)
-        else:
-            self.run = TrackedRun(
-                cfg.logger.tracking_uri,
-                cfg.logger.experiment_name,
-                self.name or run_name(cfg),
-                {},
-                run_id=self.resumed_run_id,
-            )
-            self.run.reopen()
-            self.run.set_tags({"resumed_from": str(self.resume)})
-        self.open_failed = False
+        try:
+            self.run = self.connect()
+        except BaseException:
+            self.open_failed = True
+            raise
         self.logger.run = self.run
         if self.planned:
             self.run.log_artifact(write_plan_csv(self.planned, self.output_dir / "planned_lr.csv"))
         for hook in self.on_open:
             hook(self.run)
-        self.monitor = system_monitor(cfg, self.run)
+        self.monitor = system_monitor(self.cfg, self.run)
         if self.monitor is not None:
             self.monitor.start()
         self.logger.flush()
+
+    def connect(self) -> TrackedRun:
+        """A new run, or the resumed run marked RUNNING again and tagged ``resumed_from``."""
+        from lrexp.tracking.store import TrackedRun
+
+        cfg = self.cfg
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.resumed_run_id is None:
+            return start_run(cfg, self.output_dir, self.name, self.extra_tags)
+        run = TrackedRun(
+            cfg.logger.tracking_uri,
+            cfg.logger.experiment_name,
+            self.name or run_name(cfg),
+            {},
+            run_id=self.resumed_run_id,
+        )
+        run.reopen()
+        run.set_tags({"resumed_from": str(self.resume)})
+        return run
 
     def __exit__(
         self,
