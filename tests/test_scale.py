@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
 from conftest import run_cli
+from lrexp.plan import planned_steps
 
 STEPS_PER_EPOCH = 40  # digits: ceil(1257 / 32) global batches
 
@@ -22,7 +25,14 @@ def lr_steps(client: MlflowClient, run_id: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_two_process_cpu_ddp_logs_one_complete_run(tmp_path: Path) -> None:
+def test_two_process_cpu_ddp_logs_one_complete_run(
+    tmp_path: Path, make_cfg: Callable[..., DictConfig]
+) -> None:
+    # the step planner's count for this run: the world size does not change it
+    assert planned_steps(make_cfg("trainer=ddp_cpu", "trainer.max_epochs=2")) == (
+        2 * STEPS_PER_EPOCH,
+        STEPS_PER_EPOCH,
+    )
     result = run_cli(
         ["trainer=ddp_cpu", "trainer.max_epochs=2", "trainer.enable_progress_bar=false"],
         cwd=tmp_path,

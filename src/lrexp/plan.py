@@ -3,7 +3,8 @@
 One source for every user of these numbers: config validation, ``configure_optimizers`` (the
 schedule's length), the schedule previews and the planned-LR artifact. Everything here is
 computed from the composed config alone, without loading data or starting a Trainer, and
-mirrors Lightning's own count (``tests/test_plan.py`` checks it against real Trainers):
+mirrors Lightning's own count (``tests/test_plot_schedules.py`` and ``tests/test_scale.py``
+check it against real Trainers, DDP included):
 
 * batches per epoch = ceil(train examples / ``dataset.batch_size``), after
   ``trainer.limit_train_batches``. Under data-parallel training every rank takes a strided
