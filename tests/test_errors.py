@@ -20,8 +20,9 @@ from omegaconf import DictConfig
 from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
 from lrexp.preflight import check_overrides
+from lrexp.resume import checkpoint_run_id
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
-from lrexp.train import checkpoint_run_id, train
+from lrexp.train import train
 from lrexp.validate import check_devices
 
 BAD_OVERRIDES = [

@@ -17,6 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer, is_schedule_free
 from lrexp.plan import StepPlan, positions_for
+from lrexp.resume import RecordedPlan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
@@ -73,12 +74,15 @@ class Classifier(pl.LightningModule):
         schedule: Mapping[str, Any],
         steps: StepOptions,
         plan: StepPlan,
+        recorded: RecordedPlan | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.steps = steps
         #: the run's optimizer steps and where each scheduler update lands (:mod:`lrexp.plan`)
         self.plan = plan
+        #: the plan the schedule is built for, recorded in checkpoints; None: ``plan``
+        self.recorded = recorded
         self.net = net
         self.optimizer_cfg = dict(optimizer)
         self.schedule_cfg = dict(schedule)
@@ -105,7 +109,12 @@ class Classifier(pl.LightningModule):
 
     @classmethod
     def from_config(
-        cls, cfg: DictConfig, net: nn.Module, num_classes: int, plan: StepPlan
+        cls,
+        cfg: DictConfig,
+        net: nn.Module,
+        num_classes: int,
+        plan: StepPlan,
+        recorded: RecordedPlan | None = None,
     ) -> Classifier:
         """The Classifier of a run: ``cfg``'s optimizer, schedule and step options."""
         return cls(
@@ -115,6 +124,7 @@ class Classifier(pl.LightningModule):
             OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
             StepOptions.split(cfg.trainer)[1],
             plan,
+            recorded,
         )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -237,8 +247,11 @@ class Classifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
-        (a resumed run continues it), the RNG state and the running epoch sums."""
+        (a resumed run continues it), the plan its schedule was built for (a resume must not
+        change it silently, :mod:`lrexp.resume`), the RNG state and the running epoch sums."""
         checkpoint["lrexp_run_id"] = self.run_id
+        if self.recorded is not None:
+            checkpoint["lrexp_plan"] = self.recorded.as_dict()
         checkpoint["lrexp_rng"] = torch.get_rng_state()
         checkpoint["lrexp_loss_sums"] = {k: v.cpu() for k, v in self.loss_sums.items()}
         checkpoint["lrexp_latest"] = dict(self.latest)
@@ -274,10 +287,10 @@ class Classifier(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         optimizer = build_optimizer(self.net, self.optimizer_cfg)
         base_lr = float(self.optimizer_cfg["lr"])
-        plan = self.plan
-        schedule = build_schedule(self.schedule_cfg, plan.total, base_lr, plan.steps_per_epoch)
+        length = self.recorded or self.plan  # a resume_mode=extend run keeps the old length
+        schedule = build_schedule(self.schedule_cfg, length.total, base_lr, length.steps_per_epoch)
         self.scheduler = ScheduledLR(optimizer, schedule)
-        positions = positions_for(self.schedule_cfg, plan)
+        positions = positions_for(self.schedule_cfg, self.plan)
         self.planned_lr[:] = [base_lr * schedule.lr_at(step) for step in positions]
         self.metric_driven = schedule.metric_driven
         config = {k: self.schedule_cfg[k] for k in SCHEDULER_KEYS if self.schedule_cfg.get(k)}

@@ -10,7 +10,6 @@ here.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from lrexp.models import build_model
 from lrexp.module import Classifier, StepOptions
 from lrexp.optim import scaled_lr
 from lrexp.plan import StepPlan, step_plan
+from lrexp.resume import CheckpointInfo, plan_resume, read_checkpoint, resume_from
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
 
@@ -86,41 +86,6 @@ def build_trainer(
     return trainer, checkpoint
 
 
-def resume_from(cfg: DictConfig, output_dir: Path) -> Path | None:
-    """The checkpoint to resume: ``ckpt_path``, or with ``resume=auto`` this output dir's
-    ``checkpoints/last.ckpt`` when it exists."""
-    if cfg.ckpt_path:
-        path = Path(cfg.ckpt_path)
-        if not path.is_file():
-            raise ConfigError("ckpt_path", f"no checkpoint file at {path}")
-        return path
-    if cfg.get("resume") == "auto":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        return last if last.is_file() else None
-    return None
-
-
-#: The part of torch's weights_only refusal that says what was refused.
-UNSUPPORTED_PICKLE = re.compile(r"Unsupported (global: GLOBAL [\w.]+|operand \d+)")
-
-
-def checkpoint_run_id(path: Path) -> str | None:
-    """The MLflow run id a checkpoint was written by (loaded with ``weights_only=True``)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a pickle with code in it, a truncated or foreign file
-        unsupported = UNSUPPORTED_PICKLE.search(str(err))
-        lines = str(err).strip().splitlines()
-        reason = unsupported[0] if unsupported else (lines[0] if lines else type(err).__name__)
-        raise ConfigError(
-            "ckpt_path", f"{path} is not a checkpoint lrexp loads safely (weights_only): {reason}"
-        ) from None
-    if not isinstance(checkpoint, dict):
-        raise ConfigError("ckpt_path", f"{path} is not a Lightning checkpoint")
-    run_id = checkpoint.get("lrexp_run_id")
-    return str(run_id) if run_id else None
-
-
 def with_scaled_lr(cfg: DictConfig) -> DictConfig:
     """Apply ``optimizer.scale_lr``: the global batch is dataset.batch_size (already global
     under DDP, where ranks shard it) times the gradient-accumulation steps."""
@@ -164,8 +129,9 @@ def train(
     validate(cfg)
     output_dir = Path(cfg.paths.output_dir)
     resume = resume_from(cfg, output_dir)
-    resumed_run_id = checkpoint_run_id(resume) if resume is not None else None
-    cfg = with_scaled_lr(cfg)
+    stored = read_checkpoint(resume) if resume is not None else CheckpointInfo(None, None)
+    resumed = plan_resume(with_scaled_lr(cfg), stored.plan)
+    cfg = resumed.cfg
     threads = job_threads(cfg)
     if threads:
         torch.set_num_threads(threads)
@@ -176,7 +142,7 @@ def train(
     net = build_model(cfg.model, data.input_shape, data.num_classes)
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
-    module = Classifier.from_config(cfg, net, data.num_classes, plan)
+    module = Classifier.from_config(cfg, net, data.num_classes, plan, resumed.schedule)
 
     def on_run_open(run: TrackedRun) -> None:
         module.run_id = run.run_id  # checkpoints carry it: a resume continues this run
@@ -187,11 +153,13 @@ def train(
         cfg,
         output_dir,
         resume=resume,
-        run_id=resumed_run_id,
+        run_id=stored.run_id,
         on_open=[on_run_open, *on_open],
         defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
+    if resumed.extended_from is not None:
+        lifecycle.tags["extended_from"] = str(resumed.extended_from)
     with lifecycle:
         trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan)
         trainer.callbacks.extend([*callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]

@@ -63,6 +63,10 @@ def validate(cfg: DictConfig) -> None:
         )
     if container.get("resume") not in (None, "auto"):
         raise ConfigError("resume", f"must be null or auto, got {container['resume']!r}")
+    if container.get("resume_mode") not in (None, "extend"):
+        raise ConfigError(
+            "resume_mode", f"must be null or extend, got {container['resume_mode']!r}"
+        )
     threads = container.get("threads")
     if threads is not None:
         _positive_int(threads, "threads")
