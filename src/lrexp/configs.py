@@ -1,9 +1,12 @@
-"""Where lrexp's Hydra configs live, and Hydra's messages flattened to one line."""
+"""Where lrexp's Hydra configs live, configs flattened to dotted keys, and Hydra's messages
+flattened to one line."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def config_dir() -> Path:
@@ -30,3 +33,15 @@ def one_line(err: BaseException) -> str:
     for part in parts:
         text += ("" if not text else " " if text.endswith((".", ":")) else "; ") + part
     return text or type(err).__name__
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested mappings to dotted keys with string values (lists kept whole)."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat

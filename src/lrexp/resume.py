@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lrexp.configs import flatten
 from lrexp.errors import ConfigError
 from lrexp.plan import (
     StepPlan,
@@ -70,18 +70,8 @@ def record_plan(cfg: DictConfig) -> RecordedPlan:
     plan = step_plan(cfg)
     settings = schedule_settings(cfg)
     inputs = {key: str(OmegaConf.select(cfg, key)) for key in PLAN_KEYS}
-    inputs.update(_flat("schedule", settings))
+    inputs.update(flatten(settings, "schedule."))
     return RecordedPlan(plan.total, plan.steps_per_epoch, base_lr(cfg), settings, inputs)
-
-
-def _flat(prefix: str, node: Mapping[str, Any]) -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in node.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(f"{prefix}.{key}", value))
-        else:
-            flat[f"{prefix}.{key}"] = str(value)
-    return flat
 
 
 def held_curve(recorded: RecordedPlan, plan: StepPlan) -> list[float]:

@@ -30,6 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.callbacks import AtStep
+from lrexp.configs import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.uri import make_sqlite_folder, redact
@@ -86,7 +87,7 @@ def start_run(
 ) -> TrackedRun:
     """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
     full flattened config as params."""
-    from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, flatten
+    from lrexp.tracking.store import TrackedRun, TrackingUnavailableError
 
     tags = {
         **(extra_tags or {}),
