@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
 from lrexp.preflight import check_overrides
-from lrexp.resume import checkpoint_run_id
+from lrexp.resume import read_checkpoint
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
 from lrexp.train import train
 from lrexp.validate import check_devices
@@ -182,7 +182,7 @@ def test_unsafe_or_foreign_checkpoint_is_named(tmp_path: Path, kind: str) -> Non
     checkpoint = tmp_path / "given.ckpt"
     UNSAFE_CHECKPOINTS[kind](checkpoint)
     with pytest.raises(ConfigError) as caught:
-        checkpoint_run_id(checkpoint)
+        read_checkpoint(checkpoint)
     message = str(caught.value)
     assert message.startswith(f"ckpt_path: {checkpoint} is not a checkpoint lrexp loads safely")
     assert "Unsupported " in message and "\n" not in message

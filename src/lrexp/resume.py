@@ -136,11 +136,6 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
     )
 
 
-def checkpoint_run_id(path: Path) -> str | None:
-    """The MLflow run id a checkpoint was written by."""
-    return read_checkpoint(path).run_id
-
-
 @dataclass(frozen=True)
 class ResumePlan:
     """How a resumed run builds its schedule."""
