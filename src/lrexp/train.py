@@ -23,6 +23,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from lrexp.callbacks import AtStep, LRTrace, validate_now
 from lrexp.data import DataSpec, TensorDataModule
+from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.lr_find.settings import AUTO, with_lr
@@ -140,6 +141,8 @@ def train(
     data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
     data.setup("fit")
     net = build_model(cfg.model, data.input_shape, data.num_classes)
+    # arms that share a seed must share these; lrexp-compare checks before pairing them
+    pairing = {"init_digest": weights_digest(net), "order_digest": data.order_digest()}
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
     module = Classifier.from_config(cfg, net, data.num_classes, plan, resumed.schedule)
@@ -158,6 +161,7 @@ def train(
         defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
+    lifecycle.tags.update(pairing)
     if resumed.extended_from is not None:
         lifecycle.tags["extended_from"] = str(resumed.extended_from)
     with lifecycle:

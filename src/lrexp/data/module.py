@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from torch import Tensor
 from lrexp.data.augment import random_shift_flip
 from lrexp.data.batching import IndexBatches
 from lrexp.data.sources import SOURCES
+from lrexp.digests import tensors_digest
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,16 @@ class TensorDataModule(pl.LightningDataModule):
 
     def digest(self) -> str:
         """Short SHA-256 of every split's tensors: identical data gives an identical digest."""
-        sha = hashlib.sha256()
-        for split in ("train", "val", "test"):
-            for tensor in self.splits[split]:
-                sha.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return sha.hexdigest()[:16]
+        return tensors_digest(t for split in ("train", "val", "test") for t in self.splits[split])
+
+    def order_digest(self) -> str:
+        """Digest of the first epoch's training order and augmentation settings: runs that share
+        it see the same batches (augmentation is seeded by shuffle seed, epoch and batch)."""
+        spec = self.spec
+        x, y = self.splits["train"]
+        order = IndexBatches(x, y, spec.batch_size, shuffle=True, seed=spec.shuffle_seed).order(0)
+        augment = f"batch={spec.batch_size},shift={spec.shift},flip={spec.flip}"
+        return tensors_digest([order], augment)
 
     def size(self, split: str) -> int:
         return len(self.splits[split][1])
