@@ -490,7 +490,7 @@ def test_inverse_time_is_the_seeds_inverse_decay() -> None:
     record("inverse_time vs seeds' lr*(1+t/T)^-1", errs)
 
 
-@pytest.mark.parametrize("shape", ["linear", "cosine", "sqrt"])
+@pytest.mark.parametrize("shape", ["linear", "cosine", "sqrt", "exp"])
 def test_wsd_matches_its_formula(shape: str) -> None:
     total, frac, low = 100, 0.3, 0.1
     schedule = build("wsd", total=total, decay_frac=frac, decay_shape=shape, min_factor=low)
@@ -503,10 +503,54 @@ def test_wsd_matches_its_formula(shape: str) -> None:
     errs = []
     for t in range(total + 20):
         p = min(max(t - (total - decay), 0), decay) / decay
-        errs.append(rel_err(schedule.lr_at(t), 1 - (1 - low) * falls[shape](p)))
+        expected = low**p if shape == "exp" else 1 - (1 - low) * falls[shape](p)
+        errs.append(rel_err(schedule.lr_at(t), expected))
     record("wsd vs formula", errs)
     assert schedule.lr_at(total - decay - 1) == 1.0
     assert schedule.lr_at(total) == pytest.approx(low)
+
+
+@pytest.mark.parametrize("shape", ["linear", "cosine", "sqrt", "exp"])
+def test_cooldown_on_a_constant_trunk_is_wsd_bitwise(shape: str) -> None:
+    warmup = {"steps": 10, "start_factor": 0.1}
+    wsd = build_schedule(
+        {
+            "name": "wsd",
+            "decay_frac": 20 / 70,
+            "decay_shape": shape,
+            "min_factor": 0.05,
+            "warmup": warmup,
+        },
+        80,
+    )
+    fork = build_schedule(
+        {"name": "cooldown", "trunk": {"name": "constant", "warmup": warmup}, "at": 60,
+         "cooldown": 20, "shape": shape, "min_factor": 0.05, "trunk_total": 500},
+        80,
+    )  # fmt: skip
+    assert [fork.lr_at(t) for t in range(100)] == [wsd.lr_at(t) for t in range(100)]
+
+
+def test_cooldown_starts_from_the_trunks_value_and_scales_the_floor() -> None:
+    trunk = {"name": "cosine", "min_factor": 0.0}
+    cosine = build_schedule(trunk, 100)
+    fork = build_schedule(
+        {
+            "name": "cooldown",
+            "trunk": trunk,
+            "at": 40,
+            "cooldown": 10,
+            "min_factor": 0.1,
+            "trunk_total": 100,
+        },
+        50,
+    )
+    assert [fork.lr_at(t) for t in range(41)] == [cosine.lr_at(t) for t in range(41)]
+    start = cosine.lr_at(40)
+    for t in range(40, 60):
+        done = min(t - 40, 10) / 10
+        assert fork.lr_at(t) == pytest.approx(start * (1 - 0.9 * done), rel=1e-12)
+    assert fork.lr_at(50) == pytest.approx(0.1 * start, rel=1e-12)
 
 
 def test_inverse_sqrt_matches_rsqrt_formula() -> None:
@@ -581,9 +625,9 @@ def test_adaptive_step_scripted() -> None:
 
 MONOTONE = (
     "step", "multistep", "exponential", "inverse_time", "linear", "polynomial", "cosine", "wsd",
-    "inverse_sqrt",
+    "inverse_sqrt", "cooldown",
 )  # fmt: skip
-FINITE = ("linear", "polynomial", "cosine", "onecycle", "wsd")
+FINITE = ("linear", "polynomial", "cosine", "onecycle", "wsd", "cooldown")
 
 unit = st.floats(min_value=0.0, max_value=1.0)
 positive_unit = st.floats(min_value=0.01, max_value=1.0)
@@ -652,11 +696,18 @@ FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "wsd": st.fixed_dictionaries(
         {
             "decay_frac": unit,
-            "decay_shape": st.sampled_from(["linear", "cosine", "sqrt"]),
-            "min_factor": unit,
+            "decay_shape": st.sampled_from(["linear", "cosine", "sqrt", "exp"]),
+            "min_factor": positive_unit,
         }
     ),
     "inverse_sqrt": st.fixed_dictionaries({"timescale": st.integers(1, 500)}),
+    "cooldown": st.fixed_dictionaries(
+        {
+            "frac": st.floats(0.05, 1.0),
+            "shape": st.sampled_from(["linear", "cosine", "sqrt", "exp"]),
+            "min_factor": positive_unit,
+        }
+    ),
 }
 CLOSED_FORM = sorted(FAMILY_PARAMS)
 
@@ -780,6 +831,19 @@ INVALID = [
     ({"name": "piecewise_constant", "boundaries": [3, 2]}, None, "schedule.boundaries"),
     ({"name": "piecewise_constant", "values": [1.0]}, None, "schedule.values"),
     ({"name": "cosine", "warmup": {"steps": 100}}, 100, "schedule.warmup.steps"),
+    ({"name": "wsd", "decay_shape": "exp", "min_factor": 0.0}, None, "schedule.min_factor"),
+    ({"name": "cooldown", "shape": "exp"}, None, "schedule.min_factor"),
+    ({"name": "cooldown", "shape": "step"}, None, "schedule.shape"),
+    ({"name": "cooldown", "at": -1}, None, "schedule.at"),
+    ({"name": "cooldown", "cooldown": 0}, None, "schedule.cooldown"),
+    ({"name": "cooldown", "trunk": {"name": "nope"}}, None, "schedule.trunk.name"),
+    ({"name": "cooldown", "trunk": {"name": "cosine", "gama": 1}}, None, "schedule.trunk.gama"),
+    ({"name": "cooldown", "trunk": {"name": "plateau"}}, None, "schedule.trunk.name"),
+    (
+        {"name": "cooldown", "trunk": {"name": "step", "interval": "epoch"}},
+        100,
+        "schedule.trunk.interval",
+    ),
     ({"name": "cosine", "warmup": {"steps": 150}}, 100, "schedule.warmup.steps"),
     ({"name": "cosine", "warmup": {"frac": 0.999}}, 100, "schedule.warmup.frac"),
     ({"name": "cosine", "warmup": {"frac": 1.0}}, None, "schedule.warmup.frac"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -98,3 +99,49 @@ def validate_now(trainer: pl.Trainer) -> None:
     trainer.should_stop = True
     # the last epoch may not be one of every check_val_every_n_epoch; the run ends here
     trainer.check_val_every_n_epoch = 1
+
+
+class KeepCheckpoints(pl.Callback):
+    """Writes a permanent checkpoint at each of ``steps`` (and every ``every`` steps): the
+    state after that many optimizer steps, which a cooldown fork (:mod:`lrexp.fork`) resumes.
+
+    It is written before the next step's batch, where an interrupted run's checkpoint is, so
+    a resume from it continues exactly; a run's last step is kept when training ends.
+    ``on_keep(step, path)`` records each one (the run's ``kept_steps`` tag).
+    """
+
+    def __init__(
+        self,
+        steps: Collection[int],
+        every: int | None,
+        path_of: Callable[[int], Path],
+        on_keep: Callable[[int, Path], None],
+    ) -> None:
+        self.steps = set(steps)
+        self.every = every
+        self.path_of = path_of
+        self.on_keep = on_keep
+        self.kept: set[int] = set()
+
+    def wanted(self, step: int) -> bool:
+        every = self.every is not None and step > 0 and step % self.every == 0
+        return step not in self.kept and (step in self.steps or every)
+
+    def keep(self, trainer: pl.Trainer) -> None:
+        step = trainer.global_step
+        if not self.wanted(step):
+            return
+        self.kept.add(step)
+        path = self.path_of(step)
+        trainer.save_checkpoint(path)
+        if trainer.is_global_zero:
+            self.on_keep(step, path)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.fit_loop.restarting:  # the batch a resumed run starts at: already kept
+            self.kept.add(trainer.global_step)
+            return
+        self.keep(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.keep(trainer)

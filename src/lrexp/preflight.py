@@ -7,10 +7,13 @@ as ``lrexp: error: <key>: <what is allowed>``.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from lrexp.errors import ConfigError
+from lrexp.fork import resolve_fork
 from lrexp.validate import validate
 
 UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'")
@@ -50,6 +54,7 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
     except HydraException as err:
         raise ConfigError("overrides", str(err).splitlines()[0]) from None
     first_values: list[str] = []
+    fork_sweeps: dict[str, list[Any]] = {}
     certain = not any(o.is_sweep_override() or o.get_key_element() == "hydra.mode" for o in parsed)
     for raw, override in zip(user_args, parsed, strict=True):
         if override.is_hydra_override():
@@ -59,6 +64,8 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
         elif override.is_discrete_sweep():
             values = list(override.sweep_string_iterator())
             first = f"{override.get_key_element()}={values[0]}"
+            if override.get_key_element().startswith("fork."):
+                fork_sweeps[override.get_key_element()] = list(override.sweep_iterator())
         else:
             continue  # a range or interval for a search sweeper; checked per job
         group = override.get_key_element().lstrip("+~")
@@ -75,7 +82,21 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
     with open_dict(cfg):
         del cfg["hydra"]  # Hydra's own node: its runtime values exist only in a run
     validate(cfg)
+    check_every_fork(cfg, fork_sweeps)
     return ComposedMode(mode) if certain else None
+
+
+def check_every_fork(cfg: DictConfig, sweeps: dict[str, list[Any]]) -> None:
+    """Resolve the fork of every job of a ``fork.*`` sweep (the first is already checked), so
+    a step the trunk did not keep fails before the sweep's parent run exists."""
+    if not sweeps:
+        return
+    keys = list(sweeps)
+    for values in itertools.islice(itertools.product(*sweeps.values()), 1, None):
+        job = copy.deepcopy(cfg)
+        for key, value in zip(keys, values, strict=True):
+            OmegaConf.update(job, key, value)
+        resolve_fork(job)
 
 
 def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import re
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,29 @@ class RecordedPlan:
     base_lr: float
     schedule: dict[str, Any]  #: the resolved ``schedule`` node
     inputs: dict[str, str]  #: :data:`PLAN_KEYS` and ``schedule.*`` -> value, to name changes
+    #: model, data and optimizer settings (:func:`setup_of`): a fork must match them
+    setup: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: Settings that decide what a run trains, besides its schedule and length.
+SETUP_GROUPS = ("model", "dataset", "optimizer")
+SETUP_KEYS = ("trainer.accumulate_grad_batches", "trainer.limit_train_batches")
+#: ... that change where files are read or how evaluation is batched, not the training.
+NOT_SETUP = ("dataset.data_dir", "dataset.download", "dataset.verify", "dataset.eval_batch_size")
+
+
+def setup_of(cfg: DictConfig) -> dict[str, str]:
+    """``cfg``'s model, data and optimizer settings as flat strings (what a fork must share
+    with its trunk)."""
+    setup = {key: str(OmegaConf.select(cfg, key)) for key in SETUP_KEYS}
+    for group in SETUP_GROUPS:
+        node = OmegaConf.to_container(cfg[group], resolve=True)
+        if isinstance(node, dict):
+            setup.update(flatten({str(k): v for k, v in node.items()}, f"{group}."))
+    return {k: v for k, v in setup.items() if k not in NOT_SETUP}
 
 
 def record_plan(cfg: DictConfig) -> RecordedPlan:
@@ -71,7 +91,9 @@ def record_plan(cfg: DictConfig) -> RecordedPlan:
     settings = schedule_settings(cfg)
     inputs = {key: str(OmegaConf.select(cfg, key)) for key in PLAN_KEYS}
     inputs.update(flatten(settings, "schedule."))
-    return RecordedPlan(plan.total, plan.steps_per_epoch, base_lr(cfg), settings, inputs)
+    return RecordedPlan(
+        plan.total, plan.steps_per_epoch, base_lr(cfg), settings, inputs, setup_of(cfg)
+    )
 
 
 def held_curve(recorded: RecordedPlan, plan: StepPlan) -> list[float]:
@@ -114,10 +136,11 @@ class CheckpointInfo:
 
     run_id: str | None  #: the MLflow run that wrote it
     plan: RecordedPlan | None  #: None for checkpoints written before plans were recorded
+    step: int = 0  #: optimizer steps taken when it was written
 
 
 def read_checkpoint(path: Path) -> CheckpointInfo:
-    """The run id and plan of a checkpoint, loaded with ``weights_only=True``."""
+    """The run id, plan and step of a checkpoint, loaded with ``weights_only=True``."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle with code in it, a truncated or foreign file
@@ -132,7 +155,9 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
     run_id = checkpoint.get("lrexp_run_id")
     plan = checkpoint.get("lrexp_plan")
     return CheckpointInfo(
-        str(run_id) if run_id else None, RecordedPlan(**plan) if isinstance(plan, dict) else None
+        str(run_id) if run_id else None,
+        RecordedPlan(**plan) if isinstance(plan, dict) else None,
+        int(checkpoint.get("global_step", 0)),
     )
 
 
@@ -173,7 +198,8 @@ def plan_resume(cfg: DictConfig, recorded: RecordedPlan | None) -> ResumePlan:
         f"resuming with {keys} changes the LR from step {changed_at} on (the checkpoint's "
         f"schedule has {recorded.total} optimizer steps, this run {current.total}); "
         "resume_mode=extend keeps the checkpoint's schedule for the new length (a finished "
-        "schedule holds its final value), or start a new run to train under the new one",
+        "schedule holds its final value), or fork=cooldown starts a new run that decays from a "
+        "kept checkpoint",
     )
 
 

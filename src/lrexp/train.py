@@ -9,11 +9,12 @@ here.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
@@ -21,11 +22,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.callbacks import AtStep, LRTrace, validate_now
+from lrexp.callbacks import AtStep, KeepCheckpoints, LRTrace, validate_now
 from lrexp.data import DataSpec, TensorDataModule
 from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
+from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
 from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.models import build_model
 from lrexp.module import Classifier, StepOptions
@@ -57,24 +59,32 @@ def log_dataset(run: TrackedRun, cfg: DictConfig, data: TensorDataModule) -> Non
 
 
 def build_trainer(
-    cfg: DictConfig, output_dir: Path, logger: BufferedMlflowLogger | None, plan: StepPlan
+    cfg: DictConfig,
+    output_dir: Path,
+    logger: BufferedMlflowLogger | None,
+    plan: StepPlan,
+    on_keep: Callable[[int, Path], None] = lambda step, path: None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """The Trainer of a run: checkpoints (best and last), the LR trace, a checkpoint on
-    SIGTERM/SIGINT, and a validation at the run's last step (:func:`validate_now`)."""
+    """The Trainer of a run: checkpoints (best, last and the kept steps), the LR trace, a
+    checkpoint on SIGTERM/SIGINT, and a validation at the run's last step
+    (:func:`validate_now`)."""
     callbacks_cfg = cfg.callbacks
+    options: dict[str, Any] = OmegaConf.to_container(callbacks_cfg.checkpoint)  # type: ignore[assignment]
+    keep_steps, keep_every = options.pop("keep_steps", []), options.pop("keep_every_n_steps", None)
+    folder = output_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best-step{step}",
-        auto_insert_metric_name=False,
-        **OmegaConf.to_container(callbacks_cfg.checkpoint),  # type: ignore[arg-type]
+        dirpath=folder, filename="best-step{step}", auto_insert_metric_name=False, **options
     )
-    interrupt = CheckpointOnInterrupt(output_dir / "checkpoints" / "last.ckpt")
+    interrupt = CheckpointOnInterrupt(folder / "last.ckpt")
     callbacks: list[pl.Callback] = [
         checkpoint,
         LRTrace(),
         interrupt,
         AtStep(plan.total, validate_now),
     ]
+    if keep_steps or keep_every:
+        path_of = functools.partial(kept_checkpoint, folder)
+        callbacks.append(KeepCheckpoints(keep_steps or [], keep_every, path_of, on_keep))
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
     trainer_kwargs, _ = StepOptions.split(cfg.trainer)
@@ -128,6 +138,9 @@ def train(
             "optimizer.lr", "auto is resolved by the LR finder before training (lrexp-train does)"
         )
     validate(cfg)
+    fork = resolve_fork(cfg)
+    if fork is not None:
+        cfg = fork.apply(cfg)
     output_dir = Path(cfg.paths.output_dir)
     resume = resume_from(cfg, output_dir)
     stored = read_checkpoint(resume) if resume is not None else CheckpointInfo(None, None)
@@ -146,6 +159,8 @@ def train(
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
     module = Classifier.from_config(cfg, net, data.num_classes, plan, resumed.schedule)
+    if resume is None and fork is not None:
+        resume = fork.start(output_dir)  # a copy of the trunk's checkpoint at fork.at
 
     def on_run_open(run: TrackedRun) -> None:
         module.run_id = run.run_id  # checkpoints carry it: a resume continues this run
@@ -158,14 +173,25 @@ def train(
         resume=resume,
         run_id=stored.run_id,
         on_open=[on_run_open, *on_open],
+        extra_tags=fork.tags() if fork is not None else None,
         defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
     lifecycle.tags.update(pairing)
     if resumed.extended_from is not None:
         lifecycle.tags["extended_from"] = str(resumed.extended_from)
+    kept: list[int] = []
+
+    def on_keep(step: int, path: Path) -> None:
+        """Record a kept checkpoint on the run at once: forks may start while it trains."""
+        kept.append(step)
+        tags = {KEPT_STEPS_TAG: ",".join(map(str, sorted(kept))), KEPT_DIR_TAG: str(path.parent)}
+        lifecycle.tags.update(tags)
+        if lifecycle.run is not None:
+            lifecycle.run.set_tags(tags)
+
     with lifecycle:
-        trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan)
+        trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, on_keep)
         trainer.callbacks.extend([*callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)

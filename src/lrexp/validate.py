@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lrexp.data.sources import SIGNAL_DATASETS, SOURCES
 from lrexp.errors import ConfigError
+from lrexp.fork import resolve_fork
 from lrexp.lr_find.settings import AUTO
 from lrexp.lr_find.settings import settings as lr_find_settings
 from lrexp.models import MODELS, build_model
@@ -44,7 +45,11 @@ def in_multirun() -> bool:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` (naming the key) for the first invalid setting."""
+    """Raise :class:`ConfigError` (naming the key) for the first invalid setting. A fork
+    (``fork=cooldown``) is checked against its trunk, then checked as it will train."""
+    fork = resolve_fork(cfg)
+    if fork is not None:
+        cfg = fork.apply(cfg)
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     check_finite(container)
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
@@ -93,6 +98,7 @@ def validate(cfg: DictConfig) -> None:
             f"{optimizer['name']} is schedule-free and needs schedule=constant (warmup allowed), "
             f"got {container['schedule'].get('name')}",
         )
+    check_kept_steps(container["callbacks"]["checkpoint"], total)
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     check_model_and_optimizer(dataset["name"], model, {**optimizer, "lr": lr})
@@ -119,6 +125,20 @@ def validate(cfg: DictConfig) -> None:
     check_shards(dataset, world_size(trainer))
     if container["logger"].get("enabled"):
         check_tracking_uri(str(container["logger"].get("tracking_uri")))
+
+
+def check_kept_steps(checkpoint: dict[str, Any], total: int) -> None:
+    """``keep_steps``: a list of steps in 1..total; ``keep_every_n_steps``: null or >= 1."""
+    steps = checkpoint.get("keep_steps") or []
+    key = "callbacks.checkpoint.keep_steps"
+    if not isinstance(steps, list):
+        raise ConfigError(key, f"must be a list of optimizer steps, got {steps!r}")
+    for step in steps:
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= total:
+            raise ConfigError(key, f"must hold steps in 1..{total} (the run's steps), got {step!r}")
+    every = checkpoint.get("keep_every_n_steps")
+    if every is not None:
+        _positive_int(every, "callbacks.checkpoint.keep_every_n_steps")
 
 
 def check_devices(devices: Any) -> None:

@@ -1,6 +1,6 @@
 """LR schedules as closed-form functions of the optimizer step, plus a registry."""
 
-from lrexp.schedules import closed_form, metric_driven
+from lrexp.schedules import closed_form, cooldown, metric_driven
 from lrexp.schedules.base import REGISTRY, Schedule, register
 from lrexp.schedules.factory import build_schedule
 from lrexp.schedules.warmup import Warmup
@@ -11,6 +11,7 @@ __all__ = [
     "Warmup",
     "build_schedule",
     "closed_form",
+    "cooldown",
     "metric_driven",
     "register",
 ]

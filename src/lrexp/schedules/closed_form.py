@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from lrexp.schedules.base import (
     Schedule,
@@ -32,7 +33,7 @@ class _Finite(Schedule):
 
     total: int | None = None
     needs_total = True
-    durations = ("total",)
+    durations: ClassVar[tuple[str, ...]] = ("total",)
 
     def __post_init__(self) -> None:
         if self.total is not None:
@@ -466,13 +467,49 @@ class OneCycle(_Finite):
         return _anneal(start, end, pct, self.anneal)
 
 
+#: Shapes of a decay to ``min_factor`` (WSD's last phase, a fork's cooldown).
+DECAY_SHAPES = ("linear", "cosine", "sqrt", "exp")
+
+
+def check_decay(shape: object, min_factor: object, shape_key: str) -> None:
+    """Validate a decay's shape and floor; ``exp`` needs a floor above 0."""
+    require(
+        shape in DECAY_SHAPES,
+        shape_key,
+        f"must be one of {', '.join(DECAY_SHAPES)}, got {shape!r}",
+    )
+    require_factor(min_factor, "min_factor")
+    require(
+        shape != "exp" or min_factor > 0,  # type: ignore[operator]
+        "min_factor",
+        "must be > 0 for an exp decay (min_factor ** progress never reaches 0)",
+    )
+
+
+def decay_factor(done: float, shape: str, min_factor: float) -> float:
+    """Multiplier after a fraction ``done`` of a decay from 1 to ``min_factor``.
+
+    linear: 1 - (1 - m) * done; cosine: half a cosine between 1 and m; sqrt: 1 - (1 - m) *
+    sqrt(done) (the "1 - sqrt" cooldown of the WSD literature); exp: m ** done.
+    """
+    if shape == "exp":
+        return float(min_factor**done)
+    if shape == "linear":
+        fall = done
+    elif shape == "cosine":
+        fall = 1.0 - _half_cosine(done)
+    else:
+        fall = math.sqrt(done)
+    return 1.0 - (1.0 - min_factor) * fall
+
+
 @register("wsd")
 @dataclass
 class WarmupStableDecay(_Finite):
     """1 until the last D = round(decay_frac * T) steps, then down to min_factor over them.
 
-    The warmup part comes from ``schedule.warmup``; ``decay_shape`` is linear, cosine or
-    sqrt (1 - sqrt(progress), as in the WSD literature).
+    The warmup part comes from ``schedule.warmup``; ``decay_shape`` is one of
+    :data:`DECAY_SHAPES` (see :func:`decay_factor`).
     """
 
     decay_frac: float = 0.2
@@ -486,13 +523,7 @@ class WarmupStableDecay(_Finite):
             "decay_frac",
             f"must be in [0, 1], got {self.decay_frac!r}",
         )
-        shapes = ("linear", "cosine", "sqrt")
-        require(
-            self.decay_shape in shapes,
-            "decay_shape",
-            f"must be one of {', '.join(shapes)}, got {self.decay_shape!r}",
-        )
-        require_factor(self.min_factor, "min_factor")
+        check_decay(self.decay_shape, self.min_factor, "decay_shape")
 
     def lr_at(self, step: int) -> float:
         self.progress(step)
@@ -502,13 +533,7 @@ class WarmupStableDecay(_Finite):
         if step < decay_start or decay == 0:
             return 1.0
         done = min(step - decay_start, decay) / decay
-        if self.decay_shape == "linear":
-            fall = done
-        elif self.decay_shape == "cosine":
-            fall = 1.0 - _half_cosine(done)
-        else:
-            fall = math.sqrt(done)
-        return 1.0 - (1.0 - self.min_factor) * fall
+        return decay_factor(done, self.decay_shape, self.min_factor)
 
 
 @register("inverse_sqrt")
