@@ -132,16 +132,30 @@ def test_every_family_from_the_cli_matches_its_closed_form(tmp_path: Path) -> No
             )
 
 
+TINY = "trainer.max_steps=10"
 EXPERIMENT_BUDGETS = {
-    # experiment -> (extra overrides that shrink the sweep, expected number of runs)
-    "seed_comparison": (["dataset=digits"], 4),
+    # experiment -> (overrides that shrink the sweep, the runs' lr steps by run name prefix)
+    "seed_comparison": (
+        ["dataset=digits", TINY],
+        {"linear": 10, "exponential": 10, "step": 10, "constant": 10},
+    ),
     "schedule_study": (
         [
             "dataset=digits",
+            TINY,
             "hydra.sweeper.params.schedule='cosine,onecycle'",
             "hydra.sweeper.params.seed=0",
         ],
-        4,
+        {"cosine-momentum": 10, "cosine-adam": 10, "onecycle-momentum": 10, "onecycle-adam": 10},
+    ),
+    "cooldown_study": (  # the trunk's length is the study's: its kept steps need it
+        [
+            "dataset=digits",
+            "model=mlp",
+            "hydra.sweeper.params.study_arm='cooldown_trunk,cooldown_sqrt_140,cooldown_cosine_175'",
+            "hydra.sweeper.params.seed=0",
+        ],
+        {"constant": 1120, "cooldown-sqrt@140": 35, "cosine": 175},
     ),
 }
 
@@ -150,19 +164,20 @@ EXPERIMENT_BUDGETS = {
 @pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
 def test_every_experiment_runs_with_a_tiny_budget(tmp_path: Path, experiment: str) -> None:
     assert experiment in EXPERIMENT_BUDGETS, f"give {experiment} a tiny budget here"
-    extra, expected = EXPERIMENT_BUDGETS[experiment]
+    extra, steps = EXPERIMENT_BUDGETS[experiment]
     result = run_cli(
-        [
-            f"experiment={experiment}",
-            *extra,
-            "trainer.max_steps=10",
-            "trainer.enable_progress_bar=false",
-        ],
+        [f"experiment={experiment}", *extra, "trainer.enable_progress_bar=false"],
         cwd=tmp_path,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     children = [r for r in runs_of(store(tmp_path)) if r.data.tags.get("sweep") != "parent"]
-    assert len(children) == expected
     assert {r.info.status for r in children} == {"FINISHED"}
-    assert all(len(store(tmp_path).get_metric_history(r.info.run_id, "lr")) == 10 for r in children)
+    observed = {
+        r.info.run_name: len(store(tmp_path).get_metric_history(r.info.run_id, "lr"))
+        for r in children
+    }
+    assert len(observed) == len(steps), observed
+    for prefix, count in steps.items():
+        (name,) = [n for n in observed if n.startswith(prefix + "-")]
+        assert observed[name] == count, (name, observed)

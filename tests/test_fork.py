@@ -139,7 +139,7 @@ def test_a_linear_fork_equals_the_wsd_run_bitwise(
         (["fork.at=40", "fork.shape=exp"], "fork.min_factor: must be > 0 for an exp decay"),
         (["fork.at=40", "fork.length=0"], "fork.length: must be an integer >= 1"),
         (["fork.from=" + "a" * 32], "fork.from: no run aaaa"),
-        (["fork.from=nope", "fork.at=40"], "fork.from: 'nope' is neither a checkpoint file"),
+        (["fork.from=nope", "fork.at=40"], "fork.from: 'nope' is no checkpoint file, checkpoint"),
     ],
     ids=["missing-step", "other-model", "other-lr", "exp-floor", "length", "no-run", "no-file"],
 )

@@ -167,12 +167,18 @@ def cooldown_length(settings: dict[str, Any], at: int) -> int:
 
 
 def find_checkpoint(source: str, at: int | None, tracking_uri: str) -> tuple[Path, str | None]:
-    """The checkpoint file ``fork.from`` names, and the trunk's run id when it names a run."""
+    """The checkpoint ``fork.from`` names (a file, a trunk's checkpoint folder with ``fork.at``,
+    or a trunk run id with ``fork.at``), and the trunk's run id when it names a run."""
     path = Path(source).expanduser()
     if path.is_file():
         return path, None
+    if path.is_dir():
+        kept = sorted(int(p.stem.removeprefix("step-")) for p in path.glob("step-*.ckpt"))
+        return kept_step(str(path), path, kept, at), None
     if not RUN_ID.fullmatch(source):
-        raise ConfigError("fork.from", f"{source!r} is neither a checkpoint file nor a run id")
+        raise ConfigError(
+            "fork.from", f"{source!r} is no checkpoint file, checkpoint folder or run id"
+        )
     tags = trunk_tags(source, tracking_uri)
     kept = [int(step) for step in tags.get(KEPT_STEPS_TAG, "").split(",") if step]
     if not kept:
@@ -181,16 +187,20 @@ def find_checkpoint(source: str, at: int | None, tracking_uri: str) -> tuple[Pat
             f"run {source} kept no checkpoints (train the trunk with "
             "callbacks.checkpoint.keep_steps=[...] or keep_every_n_steps=N)",
         )
-    listed = ", ".join(map(str, kept))
+    return kept_step(f"run {source}", Path(tags[KEPT_DIR_TAG]), kept, at), source
+
+
+def kept_step(trunk: str, folder: Path, kept: list[int], at: int | None) -> Path:
+    """The kept checkpoint of step ``at`` in ``folder``; ``trunk`` names it in errors."""
+    listed = ", ".join(map(str, kept)) or "none"
     if at is None:
-        raise ConfigError("fork.at", f"pick one of the steps run {source} kept: {listed}")
+        raise ConfigError("fork.at", f"pick one of the steps {trunk} kept: {listed}")
     if at not in kept:
-        missing = f"run {source} kept no checkpoint at step {at} (kept: {listed})"
-        raise ConfigError("fork.at", missing)
-    path = kept_checkpoint(Path(tags[KEPT_DIR_TAG]), at)
+        raise ConfigError("fork.at", f"{trunk} kept no checkpoint at step {at} (kept: {listed})")
+    path = kept_checkpoint(folder, at)
     if not path.is_file():
-        raise ConfigError("fork.from", f"run {source}'s checkpoint {path} is missing")
-    return path, source
+        raise ConfigError("fork.from", f"{trunk}'s checkpoint {path} is missing")
+    return path
 
 
 def trunk_tags(run_id: str, tracking_uri: str) -> dict[str, str]:

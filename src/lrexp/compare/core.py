@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lrexp.compare.common import is_lr_key
+from lrexp.compare.envelope import write_envelope
 from lrexp.compare.records import assign_identities, deduplicate, to_record
 from lrexp.compare.report import write_csv, write_markdown
 from lrexp.compare.store import open_client, read_histories, select_runs
@@ -23,7 +24,8 @@ def compare(
     group_by: str | None = None,
     bulk: bool = True,
 ) -> Path:
-    """Write ``comparison.png``, ``summary.md`` and ``summary.csv`` into ``out_dir``.
+    """Write ``comparison.png``, ``summary.md`` and ``summary.csv`` into ``out_dir``, and with
+    cooldown forks among the runs ``envelope.png`` and ``envelope.md``.
 
     Select runs by ``experiment`` name or by ``parent`` run id (its children), optionally
     narrowed by an MLflow ``filter_string`` (which alone searches every experiment). Returns
@@ -74,4 +76,5 @@ def compare(
         for r in row.records
     ]
     plot_comparison(series, out / "comparison.png", f"{title} ({len(records)} runs)")
+    write_envelope(records, out, title)  # when the runs include cooldown forks
     return out

@@ -59,8 +59,12 @@ def parent_run_id() -> str | None:
 
 
 def run_name(cfg: DictConfig) -> str:
-    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``."""
-    parts = (cfg.schedule.name, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
+    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``; a cooldown names its shape and
+    start (``cooldown-sqrt@560``)."""
+    schedule = str(cfg.schedule.name)
+    if schedule == "cooldown":
+        schedule = f"cooldown-{cfg.schedule.get('shape')}@{cfg.schedule.get('at')}"
+    parts = (schedule, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
     return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
 
 
