@@ -193,7 +193,7 @@ def test_forks_from_the_cli_in_a_multirun_and_from_a_path(tmp_path: Path) -> Non
     )  # fmt: skip
     assert trunk.returncode == 0, trunk.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    (trunk_run,) = client.search_runs(client.search_experiments()[0].experiment_id)
+    (trunk_run,) = client.search_runs([client.search_experiments()[0].experiment_id])
     trunk_id = trunk_run.info.run_id
     assert trunk_run.data.tags["kept_steps"] == "20,40"
 
