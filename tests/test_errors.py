@@ -73,6 +73,16 @@ BAD_OVERRIDES = [
     (["optimizer.lr=inf"], "optimizer.lr: must be a finite number, got inf"),
     (["optimizer=adam", "optimizer.eps=nan"], "optimizer.eps: must be a finite number, got nan"),
     (["schedule=cosine", "schedule.min_factor=-inf"], "schedule.min_factor: must be a finite"),
+    # kept checkpoints and forks (the trunk-dependent errors: tests/test_fork.py)
+    (["callbacks.checkpoint.keep_steps=[99999]"], "callbacks.checkpoint.keep_steps: must hold steps"),
+    (["callbacks.checkpoint.keep_steps=5"], "callbacks.checkpoint.keep_steps: must be a list"),
+    (["callbacks.checkpoint.keep_every_n_steps=0"], "keep_every_n_steps: must be an integer >= 1"),
+    (["fork=cooldown"], "fork.from: set the trunk's MLflow run id or a kept checkpoint path"),
+    (["fork=cooldown", "fork.from=/nope.ckpt"], "fork.from: '/nope.ckpt' is no checkpoint file"),
+    (["fork=cooldown", "fork.from=x", "fork.at=0"], "fork.at: must be a kept step >= 1, got 0"),
+    (["fork=cooldown", "+fork.until=3"], "fork.until: unknown key; allowed: from, at, length"),
+    (["schedule=cooldown", "schedule.trunk.name=plateau"], "schedule.trunk.name: must be a closed"),
+    (["schedule=wsd", "schedule.decay_shape=exp"], "schedule.min_factor: must be > 0 for an exp"),
 ]
 
 
