@@ -106,14 +106,12 @@ def build_configs(
     return sorted(configs, key=key)
 
 
-def find_baseline(configs: Sequence[Config], wanted: str | None) -> Config:
+def find_baseline(configs: Sequence[Config], wanted: str | None) -> Config | None:
     """``--baseline``: an exact label, else the one label starting with ``wanted-``; by
-    default the configuration with the best mean."""
+    default the configuration with the best mean (None when no run has a value)."""
     ranked = [c for c in configs if c.description.n > 0]
-    if not ranked:
-        raise CompareError("no selected run has a value of the tested metric")
     if wanted is None:
-        return ranked[0]
+        return ranked[0] if ranked else None
     exact = [c for c in configs if c.label == wanted]
     found = exact or [c for c in configs if c.label.startswith(f"{wanted}-")]
     if len(found) == 1:
@@ -145,8 +143,10 @@ def default_margin(records: Sequence[RunRecord], which: Outcome) -> tuple[float,
 
 
 def compare_all(
-    configs: list[Config], base: Config, which: Outcome, margin: float, plan: float | None
+    configs: list[Config], base: Config | None, which: Outcome, margin: float, plan: float | None
 ) -> dict[str, Comparison]:
+    if base is None:
+        return {}
     arms = [c for c in configs if c is not base and c.description.n > 0]
     pairings = [check(c.runs, base.runs) for c in arms]
     stats = [pair_stats(c, base, p, margin) for c, p in zip(arms, pairings, strict=True)]
@@ -160,6 +160,8 @@ def compare_all(
 def rank_all(configs: list[Config], which: Outcome) -> Ranking:
     present = [c for c in configs if c.description.n > 0]
     k = len(present)
+    if k == 0:
+        return Ranking(None, [], np.ones((0, 0)), [], [], np.ones((0, 0)), [])
     columns = [c.array() for c in present]
     paired = np.zeros((k, k), dtype=bool)
     pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -168,7 +170,8 @@ def rank_all(configs: list[Config], which: Outcome) -> Ranking:
             paired[i, j] = paired[j, i] = check(present[i].runs, present[j].runs).paired
             seeds = shared(present[i], present[j])
             pairs[(i, j)] = (present[i].array(seeds), present[j].array(seeds))
-    seeds = sorted(set.intersection(*(set(c.values) for c in present)), key=lambda s: (len(s), s))
+    common = set.intersection(*(set(c.values) for c in present)) if present else set()
+    seeds = sorted(common, key=lambda s: (len(s), s))
     blocks = np.column_stack([c.array(seeds) for c in present]) if seeds else np.empty((0, k))
     test = ranking.friedman(blocks)
     adjusted = ranking.posthoc(columns, paired, pairs)
@@ -206,14 +209,15 @@ def analyse(
     else:
         margin, note = equivalence, "--equivalence"
     comparisons = compare_all(configs, base, which, margin, plan_delta)
-    notes = pairing_lines([(c.arm, base.label, c.pairing) for c in comparisons.values()])
+    label = base.label if base is not None else "–"
+    notes = pairing_lines([(c.arm, label, c.pairing) for c in comparisons.values()])
     missing = [c.label for c in configs if c.description.n == 0]
     if missing:
         notes.append(f"no value of {which.label} for: {', '.join(missing)}")
     return Analysis(
         outcome=which,
         target=target,
-        baseline=base.label,
+        baseline=label,
         margin=margin,
         margin_note=note,
         plan_delta=plan_delta,

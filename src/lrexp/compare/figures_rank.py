@@ -45,6 +45,9 @@ def heatmap(analysis: Analysis, path: Path) -> Path:
     size = 3.0 + 0.32 * k
     fig = new_figure(size + 1.5, size)
     ax = fig.add_subplot(1, 1, 1)
+    if k == 0:
+        ax.text(0.5, 0.5, "no configuration has a value", ha="center")
+        return save(fig, path)
     image = ax.imshow(beats[:k, :k], cmap="RdBu_r", vmin=0.0, vmax=1.0)
     if k <= 20:
         for i in range(k):

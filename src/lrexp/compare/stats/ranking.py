@@ -90,6 +90,8 @@ def posthoc(
 def top_group(leader: int, adjusted: np.ndarray, test: Friedman | None) -> list[int]:
     """The leader and every configuration the post-hoc does not tell apart from it."""
     k = adjusted.shape[0]
+    if k == 0:
+        return []
     if test is not None and test.p >= ALPHA:
         return list(range(k))
     return [j for j in range(k) if j == leader or adjusted[leader, j] >= ALPHA]
