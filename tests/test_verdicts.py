@@ -315,3 +315,42 @@ def test_equivalence_must_be_positive(capsys: pytest.CaptureFixture[str], tmp_pa
         main(["--tracking-uri", "sqlite:///x.db", "--experiment", "e", "--equivalence", "-1"])
     assert exit_info.value.code == 2
     assert "must be a finite number > 0, got '-1'" in capsys.readouterr().err
+
+
+def test_report_html_shows_the_verdicts_and_the_forest_plot_in_chromium(
+    effects: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    """report.html, opened from disk in a real headless Chromium, with every request but the
+    page itself refused: the verdict table and the forest plot must show (self-contained)."""
+    from test_ui import CHROMIUM_ARGS, chromium_path
+
+    browser_path = chromium_path()
+    if browser_path is None:
+        pytest.skip("no Chromium at /usr/bin/chromium (LREXP_CHROMIUM): run .ci/install-browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    uri, parent, _ = effects
+    out = tmp_path / "cmp"
+    main(["--tracking-uri", uri, "--parent", parent, "--out", str(out), "--no-log"])
+    page_url = (out / "report.html").as_uri()
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.route(lambda url: url != page_url, lambda route: route.abort())
+            page = context.new_page()
+            page.goto(page_url)
+            table = page.locator("table#verdicts")
+            sync_api.expect(table).to_be_visible()
+            rows = table.locator("tbody tr")
+            assert rows.count() == 4
+            first = [c.strip() for c in rows.nth(0).locator("td").all_inner_texts()]
+            assert first[:2] == ["big-sgd-mlp-digits", "baseline"]
+            verdicts = sorted(v.strip() for v in table.locator("td.verdict").all_inner_texts())
+            assert verdicts == ["baseline", "worse", "worse", "worse"]
+            forest = page.locator("img#forest")
+            sync_api.expect(forest).to_be_visible()
+            width = forest.evaluate("img => img.complete ? img.naturalWidth : 0")
+            assert width > 500  # decoded from the inlined PNG
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()

@@ -184,7 +184,7 @@ def rank_all(configs: list[Config], which: Outcome) -> Ranking:
         friedman=test,
         mean_ranks=ranks,
         posthoc=adjusted,
-        top_group=[present[i].label for i in ranking.top_group(0, adjusted, test)],
+        top_group=[present[i].label for i in ranking.top_group(columns, paired, pairs, test)],
         rank_first=first.tolist(),
         beats=ranking.beat_matrix(columns, paired, pairs, which.higher_is_better),
         blocks=seeds,

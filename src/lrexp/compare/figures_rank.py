@@ -53,7 +53,9 @@ def heatmap(analysis: Analysis, path: Path) -> Path:
         for i in range(k):
             for j in range(k):
                 if i != j and np.isfinite(beats[i, j]):
-                    ax.text(j, i, f"{beats[i, j]:.2f}", ha="center", va="center", fontsize=7)
+                    ink = "white" if abs(beats[i, j] - 0.5) > 0.3 else "black"
+                    ax.text(j, i, f"{beats[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color=ink)  # fmt: skip
     ax.set_xticks(range(k), labels, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(k), labels, fontsize=7)
     fig.colorbar(image, ax=ax, label="P(row beats column)", shrink=0.8)
@@ -94,7 +96,9 @@ def cd_diagram(analysis: Analysis, path: Path) -> Path:
     labels = [analysis.configs[i].label for i in order]
     lo, hi = 1.0, max(2.0, float(k))
     ax.set_xlim(lo - 0.5, hi + 0.5)
-    ax.set_ylim(-(k + 1) * 0.5 - 0.5, 1.2)
+    ax.set_ylim(
+        -0.5 * math.ceil(k / 2) - 0.9 - 0.12 * len(cliques(order, analysis.ranking.posthoc)), 1.2
+    )
     ax.plot([lo, hi], [0.8, 0.8], color="k", linewidth=1)
     for tick in range(1, int(hi) + 1):
         ax.plot([tick, tick], [0.8, 0.9], color="k", linewidth=1)

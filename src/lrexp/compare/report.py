@@ -105,9 +105,11 @@ def ranking_lines(a: Analysis) -> list[str]:
         "## Across configurations",
         "",
         f"- {friedman}",
-        "- Post-hoc: exact signed-rank test (rank-sum where the pairing is not proven) on "
-        "every pair of configurations, Holm over all pairs.",
-        f"- Top group (not distinguishable from {leader}): " + ", ".join(a.ranking.top_group),
+        f"- Top group (not distinguishable from {leader}, the best mean: exact signed-rank "
+        "test, rank-sum where the pairing is not proven, Holm over the comparisons with it; "
+        "all when Friedman does not reject): " + ", ".join(a.ranking.top_group),
+        "- Critical-difference diagram: its bars join configurations that the same test on "
+        "every pair, Holm over all pairs, cannot tell apart.",
         "- `P(first)` in the table: how often each configuration has the best mean when the "
         "seeds are resampled (paired bootstrap over seeds when every pair is proven paired).",
         "",

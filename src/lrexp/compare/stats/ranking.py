@@ -4,9 +4,9 @@ P(rank first) and the P(row beats column) matrix.
 The post-hoc is the pairwise exact test of :mod:`~lrexp.compare.stats.pairwise` (signed-rank
 for proven pairs, rank-sum otherwise) on every pair of configurations, Holm-adjusted over all
 pairs: Benavoli et al. (JMLR 2016) recommend it over mean-rank post-hocs, whose verdict on a
-pair changes with the other configurations in the study. The top group is the leader with
-every configuration not distinguishable from it by that post-hoc (all of them when the
-Friedman test does not reject).
+pair changes with the other configurations in the study. It draws the bars of the
+critical-difference diagram. Over all k(k-1)/2 pairs it is strict (at 10 seeds no pair of 10
+configurations can pass), so the top group comes from the k - 1 comparisons with the leader.
 """
 
 from __future__ import annotations
@@ -87,14 +87,29 @@ def posthoc(
     return out
 
 
-def top_group(leader: int, adjusted: np.ndarray, test: Friedman | None) -> list[int]:
-    """The leader and every configuration the post-hoc does not tell apart from it."""
-    k = adjusted.shape[0]
+def top_group(
+    columns: Sequence[np.ndarray],
+    paired: np.ndarray,
+    pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+    test: Friedman | None,
+    seed: int = SEED,
+) -> list[int]:
+    """The leader (index 0) and every configuration not distinguishable from it: its exact
+    test against the leader, Holm-adjusted over the k - 1 comparisons with the leader (a
+    comparison with a control, Demšar 2006), is not below α. Everything when the Friedman
+    test does not reject."""
+    k = len(columns)
     if k == 0:
         return []
     if test is not None and test.p >= ALPHA:
         return list(range(k))
-    return [j for j in range(k) if j == leader or adjusted[leader, j] >= ALPHA]
+    raw = [
+        pair_p(*(pairs[(0, j)] if paired[0, j] else (columns[0], columns[j])), bool(paired[0, j]),
+               seed)
+        for j in range(1, k)
+    ]  # fmt: skip
+    adjusted = holm(raw)
+    return [0] + [j for j, p in zip(range(1, k), adjusted, strict=True) if not p < ALPHA]
 
 
 def rank_first(
