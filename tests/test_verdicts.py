@@ -354,3 +354,55 @@ def test_report_html_shows_the_verdicts_and_the_forest_plot_in_chromium(
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.slow
+def test_real_sweep_then_lrexp_compare_parent(tmp_path: Path) -> None:
+    """A real sweep (2 schedules x 3 seeds, one epoch on digits): its parent run gets the
+    report, and ``python -m lrexp.compare --parent`` writes every file of it again."""
+    import subprocess
+    import sys
+
+    from conftest import run_cli
+
+    result = run_cli(
+        [
+            "-m",
+            "schedule=constant,cosine",
+            "seed=0,1,2",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (parent,) = [r.info.run_id for r in runs if r.data.tags.get("sweep") == "parent"]
+    logged = {a.path for a in client.list_artifacts(parent)}
+    figures = {"forest.png", "learning_curves.png", "paired_seeds.png", "beats_heatmap.png"}
+    figures |= {"cd_diagram.png"}
+    files = {"summary.md", "summary.csv", "summary.json", "report.html"}
+    assert figures | files | {"comparison.png"} <= logged
+
+    out = tmp_path / "again"
+    cmd = [sys.executable, "-m", "lrexp.compare", "--tracking-uri", uri, "--parent", parent]
+    done = subprocess.run(
+        [*cmd, "--out", str(out), "--no-log"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == figures | files | {"comparison.png"}
+    rows = read_csv(out / "summary.csv")
+    assert sorted(rows) == ["constant-sgd-mlp-digits", "cosine-sgd-mlp-digits"]
+    assert {r["n"] for r in rows.values()} == {"3"}
+    verdicts = {r["verdict"] for r in rows.values()}
+    assert "baseline" in verdicts and len(verdicts) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["equivalence_margin"] == pytest.approx(1 / 180)  # digits: 180 val examples
+    for c in summary["configurations"]:
+        assert len(c["values"]) == 3 and all(0.5 < v <= 1.0 for v in c["values"].values())
+    assert "## Verdicts against" in (out / "summary.md").read_text()
+    assert 'id="verdicts"' in (out / "report.html").read_text()

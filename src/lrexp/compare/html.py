@@ -26,7 +26,7 @@ img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0 1.5em; }
 
 def markdownish(line: str) -> str:
     """A line of the Markdown report as HTML (headings, bullets, bold; the rest escaped)."""
-    text = html.escape(line.lstrip("#- ").strip())
+    text = html.escape(line.lstrip("#- ").strip().replace("`", ""))
     parts = text.split("**")
     text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
     if line.startswith("## "):
@@ -70,9 +70,11 @@ def write_html(report: Report, out_dir: Path, path: Path) -> None:
     a = report.analysis
     parts = [markdownish(line) for line in header_lines(report)]
     parts += [f"<h2>Verdicts against {html.escape(a.baseline)}</h2>", verdict_table(report)]
+    (headline, headline_text), *others = FIGURES
+    parts.append(figure(out_dir, headline, headline_text))
     parts += [markdownish(line) for line in ranking_lines(a) + seeds_lines(a)]
-    parts.append("<h2>Figures</h2>")
-    parts += [figure(out_dir, name, text) for name, text in FIGURES if name in report.figures]
+    parts.append("<h2>More figures</h2>")
+    parts += [figure(out_dir, name, text) for name, text in others if name in report.figures]
     title = html.escape(report.title)
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
