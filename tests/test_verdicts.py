@@ -33,8 +33,11 @@ def same_start(arm: str, seed: int) -> dict[str, str]:
     return {"init_digest": f"init{seed}", "order_digest": f"order{seed}"}
 
 
-def write_sweep(uri: str, arms: dict[str, list[float]], digests: Digest | None = same_start) -> str:
-    """A sweep parent with one child per (arm, seed): test/acc as given, val curves around it."""
+def write_sweep(
+    uri: str, arms: dict[str, list[float]], digests: Digest | None = same_start, test: bool = True
+) -> str:
+    """A sweep parent with one child per (arm, seed): test/acc as given (unless ``test`` is
+    false), val curves around it."""
     client = MlflowClient(uri)
     exp = client.create_experiment("verdicts")
     parent = client.create_run(exp, run_name="sweep", tags={"sweep": "parent"}).info.run_id
@@ -50,7 +53,7 @@ def write_sweep(uri: str, arms: dict[str, list[float]], digests: Digest | None =
             points = [Metric("lr", 0.1 / (1 + s), t0 + s, s) for s in range(30)]
             points += [Metric("val/acc", v, t0 + s, s) for s, v in curve]
             points += [Metric("val/loss", 1.0 - v, t0 + s, s) for s, v in curve]
-            points += [Metric("test/acc", acc, t0 + 40, 30)]
+            points += [Metric("test/acc", acc, t0 + 40, 30)] if test else []
             client.log_batch(run_id, points, [Param(k, v) for k, v in params.items()], [])
             client.set_terminated(run_id, "FINISHED", end_time=t0 + 500)
     return parent
@@ -406,3 +409,40 @@ def test_real_sweep_then_lrexp_compare_parent(tmp_path: Path) -> None:
         assert len(c["values"]) == 3 and all(0.5 < v <= 1.0 for v in c["values"].values())
     assert "## Verdicts against" in (out / "summary.md").read_text()
     assert 'id="verdicts"' in (out / "report.html").read_text()
+
+
+def test_anytime_metrics_and_a_metric_no_run_has(
+    effects: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    """The area under val/acc is its mean over the steps (here test/acc − 0.075 by
+    construction); steps to a target is the first validation step reaching it; a metric that
+    no run logged still gives a report, without verdicts."""
+    from lrexp.compare import compare
+
+    uri, parent, _ = effects
+    values = known_effects()
+    out = compare(uri, parent=parent, out_dir=tmp_path / "auc", metric="val_acc_auc",
+                  log_to_parent=False)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    by_label = {c["label"]: c for c in summary["configurations"]}
+    cosine = by_label["cosine-sgd-mlp-digits"]["values"]
+    assert [cosine[str(s)] for s in SEEDS] == pytest.approx([v - 0.075 for v in values["cosine"]])
+    assert summary["equivalence_margin"] == pytest.approx(1 / VAL_SIZE)
+
+    out = compare(uri, parent=parent, out_dir=tmp_path / "steps", metric="steps_to_target",
+                  target=0.93, log_to_parent=False)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    by_label = {c["label"]: c for c in summary["configurations"]}
+    expected = {str(s): 20.0 if v - 0.05 >= 0.93 else 30.0 for s, v in enumerate(values["big"])}
+    assert by_label["big-sgd-mlp-digits"]["values"] == expected
+    never = [s for s, v in enumerate(values["worse"]) if v < 0.93]
+    assert by_label["worse-sgd-mlp-digits"]["n"] == len(SEEDS) - len(never)
+    assert summary["higher_is_better"] is False and summary["equivalence_margin"] is None
+
+    untested = f"sqlite:///{tmp_path}/untested.db"
+    parent = write_sweep(untested, {a: values[a] for a in ("cosine", "big")}, test=False)
+    out = compare(untested, parent=parent, out_dir=tmp_path / "none", log_to_parent=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["family_size"] == 0 and {c["n"] for c in summary["configurations"]} == {0}
+    assert "no value of test/acc for: " in summary["notes"][0]
+    assert "best val/acc" in (out / "summary.md").read_text()  # the descriptive table
