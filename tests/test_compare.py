@@ -224,7 +224,7 @@ def test_group_by(store: Store, tmp_path: Path, key: str) -> None:
     groups = json.loads((tmp_path / "summary.json").read_text())["descriptive"]
     assert [g["label"] for g in groups] == [f"{key}=cosine", f"{key}=step"]
     cosine, step = groups
-    assert cosine["n_runs"] == 4
+    assert cosine["n_runs"] == 4 and step["n_runs"] == 2
     best = [0.8, 0.78, 0.81, 0.97]
     mean, std = cosine["numbers"]["best_val_acc"]
     assert mean == pytest.approx(statistics.mean(best))

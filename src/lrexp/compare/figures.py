@@ -147,5 +147,5 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
                 ax.set_yscale("log")
         axes[0].legend(fontsize=7, loc="lower right", framealpha=0.85)
     fig.suptitle("learning curves: mean over seeds with 95% CI bands", fontsize=12)
-    fig.subplots_adjust(hspace=0.45, top=1.0 - 0.5 / fig.get_figheight())
+    fig.subplots_adjust(hspace=0.45, top=1.0 - 1.0 / fig.get_figheight())
     return save(fig, path)
