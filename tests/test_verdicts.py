@@ -18,10 +18,9 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from lrexp.compare import main
+from lrexp.compare.calibration import coverage, false_calls, simulated_power
 from lrexp.compare.stats import ALPHA, SEED
-from lrexp.compare.stats.describe import mean_ci
-from lrexp.compare.stats.family import decide
-from lrexp.compare.stats.pairwise import paired_stats, rank_sum_p, signed_rank_p
+from lrexp.compare.stats.pairwise import rank_sum_p, signed_rank_p
 from lrexp.compare.stats.power import holm, seeds_needed
 
 SEEDS = range(10)
@@ -140,30 +139,16 @@ def test_no_effect_rarely_gives_better_or_worse(frozen_gc: None) -> None:
     """400 sweeps of 5 equal configurations x 10 seeds, accuracies on 500 examples (ties),
     baseline = the best mean as by default: sweeps with any better/worse verdict stay within
     the familywise α (a one-sided binomial test does not reject rate <= α)."""
-    rng = np.random.default_rng(1)
-    sweeps, k, n = 400, 5, 10
-    false_calls = 0
-    for _ in range(sweeps):
-        values = 0.97 + rng.normal(0, 0.004, (n, 1)) + rng.normal(0, 0.004, (n, k))
-        values = np.round(values * VAL_SIZE) / VAL_SIZE
-        leader = int(np.argmax(values.mean(axis=0)))
-        rows = [paired_stats(values[:, j], values[:, leader], 0.0) for j in range(k) if j != leader]
-        verdicts = [d.verdict for d in decide(rows, higher_is_better=True)]
-        false_calls += any(v in ("better", "worse") for v in verdicts)
-    rate = false_calls / sweeps
-    print(f"false better/worse: {false_calls} of {sweeps} sweeps ({rate:.3f})")
-    assert sps.binomtest(false_calls, sweeps, ALPHA, alternative="greater").pvalue > 0.01
+    sweeps = 400
+    count = false_calls(sweeps, k=5, n=10, seed=1)
+    print(f"false better/worse: {count} of {sweeps} sweeps ({count / sweeps:.3f})")
+    assert sps.binomtest(count, sweeps, ALPHA, alternative="greater").pvalue > 0.01
 
 
 def test_bca_interval_covers_the_true_mean() -> None:
-    rng = np.random.default_rng(2)
-    studies, n = 500, 50
-    covered = 0
-    for i in range(studies):
-        low, high = mean_ci(rng.normal(0.97, 0.004, n), seed=i)
-        covered += low <= 0.97 <= high
-    print(f"BCa coverage: {covered / studies:.3f} ({studies} studies of {n} seeds)")
-    assert 0.93 <= covered / studies <= 0.97
+    share = coverage(studies=500, n=50, seed=2)
+    print(f"BCa coverage: {share:.3f} (500 studies of 50 seeds)")
+    assert 0.93 <= share <= 0.97
 
 
 # --------------------------------------------------------------- end to end: store + CLI
@@ -277,11 +262,8 @@ def test_plan_seeds_agrees_with_a_power_simulation(
     sd = float(np.std(np.array(values["same"]) - np.array(values["cosine"]), ddof=1))
     assert planned == seeds_needed(delta, sd, m, paired=True)
 
-    rng = np.random.default_rng(3)
-
-    def power(n: int, sims: int = 2000) -> float:
-        diffs = rng.normal(delta, sd, (sims, n))
-        return float(np.mean(sps.wilcoxon(diffs, axis=1, method="exact").pvalue < ALPHA / m))
+    def power(n: int) -> float:
+        return simulated_power(delta, sd, n, m, sims=2000, seed=n)
 
     print(f"planned {planned} seeds (sd {sd:.5f}, m {m})")
     assert 5 <= planned <= 40

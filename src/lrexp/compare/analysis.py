@@ -115,6 +115,8 @@ def find_baseline(configs: Sequence[Config], wanted: str | None) -> Config | Non
     exact = [c for c in configs if c.label == wanted]
     found = exact or [c for c in configs if c.label.startswith(f"{wanted}-")]
     if len(found) == 1:
+        if found[0].description.n == 0:
+            raise CompareError(f"--baseline {wanted}: {found[0].label} has no value to compare")
         return found[0]
     which = "matches several" if found else "matches none"
     names = ", ".join(c.label for c in (found or configs))
