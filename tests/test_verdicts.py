@@ -197,8 +197,9 @@ def test_known_effects_get_their_verdicts(
     for name in ("forest", "learning_curves", "paired_seeds", "beats_heatmap", "cd_diagram"):
         assert (out / f"{name}.png").stat().st_size > 10_000
         assert f"]({name}.png)" in text
-    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent)}
-    assert {"report.html", "summary.json", "forest.png", "cd_diagram.png"} <= artifacts
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(parent, "cmp")}
+    expected = {"report.html", "summary.json", "forest.png", "cd_diagram.png"}
+    assert {f"cmp/{name}" for name in expected} <= artifacts  # a folder named like --out
 
 
 def test_broken_pairing_is_detected_and_reported(

@@ -82,7 +82,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="print the seeds each comparison needs to detect DELTA (80%% power, after Holm)",
     )
     parser.add_argument(
-        "--no-log", action="store_true", help="with --parent: do not log the report to that run"
+        "--no-log",
+        action="store_true",
+        help="with --parent: do not log the report to that run's artifacts (by default it goes "
+        "into a folder named like the last part of --out)",
     )
     args = parser.parse_args(argv)
     if args.experiment is None and args.parent is None and not args.filter_string:
@@ -110,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             equivalence=args.equivalence,
             plan_seeds=args.plan_seeds,
             log_to_parent=not args.no_log,
+            artifact_path=args.out.resolve().name or None,
         )
     except CompareError as err:
         print(f"lrexp-compare: error: {err}", file=sys.stderr)

@@ -49,10 +49,12 @@ def compare(
     equivalence: float | None = None,
     plan_seeds: float | None = None,
     log_to_parent: bool = True,
+    artifact_path: str | None = None,
 ) -> Path:
     """Write the verdict report (``summary.md``, ``summary.csv``, ``summary.json``,
     ``report.html``) and its figures into ``out_dir``; with ``parent``, also log them to
-    that run's artifacts (unless ``log_to_parent`` is false).
+    that run's artifacts, under ``artifact_path`` (the root by default), unless
+    ``log_to_parent`` is false.
 
     Select runs by ``experiment`` name or by ``parent`` run id (its children), optionally
     narrowed by an MLflow ``filter_string`` (which alone searches every experiment). Returns
@@ -126,7 +128,7 @@ def compare(
     if parent is not None and log_to_parent:
         try:
             for path in written:
-                client.log_artifact(parent, str(path))
+                client.log_artifact(parent, str(path), artifact_path)
         except Exception as err:
             raise CompareError(
                 f"the report is in {out}, but logging it to run {parent} failed: {first_line(err)}"
