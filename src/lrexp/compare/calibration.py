@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"| {k} | {n} | {which} | {count} | {count / args.sweeps:.3f} |")
     print(f"\nBCa 95% CI of the mean: coverage over {args.studies} studies (normal values)")
     print("| seeds | coverage |\n|---:|---:|")
-    for n in (3, 5, 10, 20, 50):
+    for n in (3, 5, 10, 20, 50, 100):
         print(f"| {n} | {coverage(args.studies, n, seed=n):.3f} |")
     print(f"\n--plan-seeds against simulated power ({args.sims} simulations, signed-rank test)")
     print("| Δ | sd of differences | comparisons | planned seeds | power at plan−2 | at plan | "
