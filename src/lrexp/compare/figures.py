@@ -86,12 +86,12 @@ def mean_band(curves: Sequence[Sequence[Point]]) -> tuple[np.ndarray, np.ndarray
             for c in curves
         ]
     )
-    mean = np.nanmean(stack, axis=0)
     n = np.sum(np.isfinite(stack), axis=0)
-    if len(curves) < 2:
-        return steps, mean, np.zeros_like(mean)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # steps only one seed reached
+        warnings.simplefilter("ignore", RuntimeWarning)  # steps that one seed or none reached
+        mean = np.nanmean(stack, axis=0)
+        if len(curves) < 2:
+            return steps, mean, np.zeros_like(mean)
         sd = np.nanstd(stack, axis=0, ddof=1)
         half = student_t.ppf(0.975, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
     return steps, mean, np.where(n > 1, half, 0.0)
