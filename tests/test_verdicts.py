@@ -131,6 +131,16 @@ def test_rank_tests_equal_scipy() -> None:
     assert rank_sum_p(a_tied, b) == pytest.approx(scipy_u)
 
 
+def test_verdict_follows_the_metric_direction() -> None:
+    from lrexp.compare.stats.pairwise import verdict
+
+    assert verdict(-0.1, 0.01, math.nan, higher_is_better=False) == "better"  # lower loss
+    assert verdict(-0.1, 0.01, math.nan, higher_is_better=True) == "worse"
+    assert verdict(0.001, 0.2, 0.01, higher_is_better=True) == "equivalent"
+    assert verdict(0.001, 0.2, 0.2, higher_is_better=True) == "inconclusive"
+    assert verdict(0.05, 0.04, 0.01, higher_is_better=True) == "better"  # a real, tiny Δ
+
+
 # ------------------------------------------------------------------------ simulations
 
 
