@@ -137,5 +137,6 @@ def plan_lines(path: Path) -> list[str]:
     for c in data["configurations"]:
         if c["label"] != data["baseline"] and "seeds_needed" in c:
             needed = c["seeds_needed"]
-            lines.append(f"  {c['label']}: {'unknown' if needed is None else needed}")
+            text = "unknown" if needed is None else needed
+            lines.append(f"  {c['label']}: {int(text) if isinstance(text, float) else text}")
     return lines

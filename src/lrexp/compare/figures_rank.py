@@ -26,12 +26,15 @@ def paired_lines(analysis: Analysis, path: Path) -> Path:
     ax = fig.add_subplot(1, 1, 1)
     for (color, _), seed in zip(palette(len(seeds)), seeds, strict=True):
         ys = [c.values.get(seed, math.nan) for c in top]
-        ax.plot(range(len(top)), ys, "o-", color=color, alpha=0.7, linewidth=1, markersize=4)
+        ax.plot(range(len(top)), ys, "o-", color=color, alpha=0.7, linewidth=1, markersize=4,
+                label=f"seed {seed}")  # fmt: skip
     ax.plot(range(len(top)), [c.description.mean for c in top], "_", color="k", markersize=28)
     ax.set_xticks(range(len(top)), [c.label for c in top], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(analysis.outcome.label)
     ax.set_title(f"per-seed {analysis.outcome.label} of the top {len(top)} (black: mean)")
     ax.grid(True, axis="y", alpha=0.3)
+    if 0 < len(seeds) <= 12:
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
     return save(fig, path)
 
 
