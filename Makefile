@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # pytest-xdist processes for `make test`; 0 runs the suite in one process
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup train test lint bench bench-compare gallery clean
+.PHONY: setup train test lint bench bench-compare calibrate gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: setup  ## ms per optimizer step: plain PyTorch vs lrexp vs a stock Lightn
 
 bench-compare: setup  ## lrexp-compare on 50 runs x 10k LR points: direct SQLite reads vs MLflow's client
 	$(PY) scripts/bench_compare.py $(ARGS)
+
+calibrate: setup  ## lrexp-compare's verdicts by simulation: error rate at Δ=0, CI coverage, seed plans
+	$(PY) scripts/verdict_calibration.py $(ARGS)
 
 gallery: setup  ## redraw docs/schedules.png
 	$(PY) -m lrexp.plot_schedules --gallery docs/schedules.png

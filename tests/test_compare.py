@@ -161,7 +161,7 @@ def test_one_row_per_configuration(by_config: Path, store: Store) -> None:
         assert (by_config / name).is_file()
     assert_png(by_config / "comparison.png")
     rows = read_csv(by_config / "summary.csv")
-    assert list(rows) == [C, A, B]  # best val/acc descending
+    assert list(rows) == [C, B, A]  # mean test/acc (the tested metric) descending
 
     a = rows[A]
     assert a["n_seeds"] == "3" and a["seeds"] == "0 1 2" and a["status"] == "FINISHED"
@@ -196,9 +196,15 @@ def test_one_row_per_configuration(by_config: Path, store: Store) -> None:
     assert {"seed", "dataset.shuffle_seed", "paths.output_dir"}.isdisjoint(c)
 
 
+def descriptive_table(text: str) -> list[str]:
+    """The lines of the descriptive table (mean ± sd) at the end of summary.md."""
+    section = text.split("## All numbers (mean ± sd)", 1)[1]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
 def test_markdown_is_a_readable_table(by_config: Path) -> None:
     text = (by_config / "summary.md").read_text()
-    table = [line for line in text.splitlines() if line.startswith("|")]
+    table = descriptive_table(text)
     assert len(table) == 2 + 3
     assert len({len(line) for line in table}) == 1  # aligned columns
     header = [cell.strip() for cell in table[0].strip("|").split("|")]
@@ -207,22 +213,26 @@ def test_markdown_is_a_readable_table(by_config: Path) -> None:
     assert table[2].split("|")[1].strip() == C
     assert f"{statistics.mean([0.8, 0.78, 0.81]):.4f} ± " in table[3]
     assert "1 FINISHED, 1 diverged" in table[4]
-    assert "1 repeated run" in text and "![comparison](comparison.png)" in text
+    assert "1 repeated run" in text and "comparison.png)" in text
 
 
 @pytest.mark.parametrize("key", ["schedule.name", "schedule"])  # a param, then a tag
 def test_group_by(store: Store, tmp_path: Path, key: str) -> None:
+    import json
+
     compare(store.uri, experiment="exp", out_dir=tmp_path, group_by=key)
-    rows = read_csv(tmp_path / "summary.csv")
-    assert list(rows) == [f"{key}=cosine", f"{key}=step"]
-    cosine = rows[f"{key}=cosine"]
-    assert cosine["n_configs"] == "2" and cosine["n_seeds"] == "4"
+    groups = json.loads((tmp_path / "summary.json").read_text())["descriptive"]
+    assert [g["label"] for g in groups] == [f"{key}=cosine", f"{key}=step"]
+    cosine, step = groups
+    assert cosine["n_runs"] == 4 and step["n_runs"] == 2
     best = [0.8, 0.78, 0.81, 0.97]
-    assert num(cosine, "best_val_acc_mean") == pytest.approx(statistics.mean(best))
-    assert num(cosine, "best_val_acc_std") == pytest.approx(statistics.stdev(best))
-    assert rows[f"{key}=step"]["status"] == "1 FINISHED, 1 diverged"
-    table = [line for line in (tmp_path / "summary.md").read_text().splitlines() if "|" in line]
+    mean, std = cosine["numbers"]["best_val_acc"]
+    assert mean == pytest.approx(statistics.mean(best))
+    assert std == pytest.approx(statistics.stdev(best))
+    table = descriptive_table((tmp_path / "summary.md").read_text())
     assert table[0].split("|")[1].strip() == key and table[2].split("|")[1].strip() == "cosine"
+    assert table[2].split("|")[2].strip() == "2"  # configurations in the group
+    assert "1 FINISHED, 1 diverged" in table[3]
     assert_png(tmp_path / "comparison.png")
 
 
@@ -324,7 +334,13 @@ def test_cli_writes_the_three_files(
 ) -> None:
     main(["--tracking-uri", store.uri, "--experiment", "exp", "--out", str(tmp_path)])
     printed = capsys.readouterr().out.split()
-    assert [Path(p).name for p in printed] == ["summary.md", "summary.csv", "comparison.png"]
+    assert [Path(p).name for p in printed] == [
+        "summary.md",
+        "summary.csv",
+        "summary.json",
+        "report.html",
+        "forest.png",
+    ]
 
 
 # ----------------------------------------------------------------------------------- plots

@@ -74,7 +74,7 @@ BAD_OVERRIDES = [
     (["optimizer=adam", "optimizer.eps=nan"], "optimizer.eps: must be a finite number, got nan"),
     (["schedule=cosine", "schedule.min_factor=-inf"], "schedule.min_factor: must be a finite"),
     # kept checkpoints and forks (the trunk-dependent errors: tests/test_fork.py)
-    (["callbacks.checkpoint.keep_steps=[99999]"], "callbacks.checkpoint.keep_steps: must hold steps"),
+    (["callbacks.checkpoint.keep_steps=[99999]"], "checkpoint.keep_steps: must hold steps"),
     (["callbacks.checkpoint.keep_steps=5"], "callbacks.checkpoint.keep_steps: must be a list"),
     (["callbacks.checkpoint.keep_every_n_steps=0"], "keep_every_n_steps: must be an integer >= 1"),
     (["fork=cooldown"], "fork.from: set the trunk's MLflow run id or a kept checkpoint path"),

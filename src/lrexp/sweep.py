@@ -53,9 +53,7 @@ class SweepTracker(Callback):
             from lrexp.tracking.store import redact
 
             out_dir = self.sweep_dir / "comparison"
-            compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)
-            for path in sorted(out_dir.iterdir()):
-                self.run.log_artifact(path)
+            compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)  # logs too
             print(f"sweep comparison: {out_dir}", file=sys.stderr)
             print(
                 f"sweep parent run {self.run.run_id}; compare again with: lrexp-compare "

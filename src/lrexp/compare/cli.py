@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from lrexp.compare.common import CompareError
-from lrexp.compare.core import compare
+from lrexp.compare.core import REPORT_FILES, compare
+from lrexp.compare.outcomes import OUTCOMES
+
+
+def number(positive: bool) -> type[float]:
+    """An argparse type: a finite float (> 0 when ``positive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or (positive and value <= 0):
+            raise argparse.ArgumentTypeError(
+                f"must be a finite number{' > 0' if positive else ''}, got {text!r}"
+            )
+        return value
+
+    return parse  # type: ignore[return-value]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="lrexp-compare",
-        description="Compare MLflow runs: LR traces, val curves and a per-configuration summary.",
+        description="Compare MLflow runs: verdicts with paired statistics, figures, reports.",
     )
     parser.add_argument("--tracking-uri", required=True, help="e.g. sqlite:///mlruns/mlflow.db")
     which = parser.add_mutually_exclusive_group()
@@ -32,7 +51,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--group-by",
         metavar="KEY",
-        help="aggregate over everything but this param (e.g. schedule.name) or tag (schedule)",
+        help="panels of the learning curves, and rows of the descriptive table that aggregate "
+        "over everything but this param (e.g. schedule.name) or tag (schedule)",
+    )
+    parser.add_argument(
+        "--metric",
+        default="test/acc",
+        help=f"the tested number: {', '.join(OUTCOMES)} (default test/acc = test_acc)",
+    )
+    parser.add_argument(
+        "--target", type=number(False), help="val/acc that steps_to_target counts the steps to"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="configuration to compare against (its label, or the unique label starting with "
+        "LABEL-); default: the best mean",
+    )
+    parser.add_argument(
+        "--equivalence",
+        type=number(True),
+        metavar="MARGIN",
+        help="|Δ| below which arms are equivalent (TOST); default for accuracies: one "
+        "validation example, 1/dataset.val_size",
+    )
+    parser.add_argument(
+        "--plan-seeds",
+        type=number(True),
+        metavar="DELTA",
+        help="print the seeds each comparison needs to detect DELTA (80%% power, after Holm)",
+    )
+    parser.add_argument(
+        "--no-log",
+        action="store_true",
+        help="with --parent: do not log the report to that run's artifacts (by default it goes "
+        "into a folder named like the last part of --out)",
     )
     args = parser.parse_args(argv)
     if args.experiment is None and args.parent is None and not args.filter_string:
@@ -54,9 +107,36 @@ def main(argv: Sequence[str] | None = None) -> None:
             filter_string=args.filter_string,
             out_dir=args.out,
             group_by=args.group_by,
+            metric=args.metric,
+            target=args.target,
+            baseline=args.baseline,
+            equivalence=args.equivalence,
+            plan_seeds=args.plan_seeds,
+            log_to_parent=not args.no_log,
+            artifact_path=args.out.resolve().name or None,
         )
     except CompareError as err:
         print(f"lrexp-compare: error: {err}", file=sys.stderr)
         sys.exit(2)
-    for name in ("summary.md", "summary.csv", "comparison.png"):
+    if args.plan_seeds is not None:
+        for line in plan_lines(out / "summary.json"):
+            print(line)
+    for name in (*REPORT_FILES, "forest.png"):
         print(out / name)
+
+
+def plan_lines(path: Path) -> list[str]:
+    """The ``--plan-seeds`` answer from ``summary.json``: one line per comparison."""
+    import json
+
+    data = json.loads(path.read_text())
+    lines = [
+        f"seeds to detect Δ = {data['plan_delta']} against {data['baseline']} with 80% power "
+        f"after Holm ({data['family_size']} comparisons):"
+    ]
+    for c in data["configurations"]:
+        if c["label"] != data["baseline"] and "seeds_needed" in c:
+            needed = c["seeds_needed"]
+            text = "unknown" if needed is None else needed
+            lines.append(f"  {c['label']}: {int(text) if isinstance(text, float) else text}")
+    return lines

@@ -1,17 +1,38 @@
-"""The in-process entry point :func:`compare`: select, read, aggregate and write the report."""
+"""The in-process entry point :func:`compare`: select, read, analyse, draw and write."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from lrexp.compare.common import is_lr_key
+from lrexp.compare.common import CompareError, is_lr_key
 from lrexp.compare.envelope import write_envelope
-from lrexp.compare.records import assign_identities, deduplicate, to_record
-from lrexp.compare.report import write_csv, write_markdown
-from lrexp.compare.store import open_client, read_histories, select_runs
+from lrexp.compare.records import RunRecord, assign_identities, deduplicate, to_record
+from lrexp.compare.store import first_line, open_client, read_histories, select_runs
 from lrexp.compare.table import build_rows
 
 VAL_KEYS = ("val/acc", "val/loss")
+REPORT_FILES = ("summary.md", "summary.csv", "summary.json", "report.html")
+OVERLAY_MAX = 10  # configurations up to which comparison.png overlays every run
+
+
+def overlay(records: list[RunRecord], group_by: str | None, path: Path, title: str) -> None:
+    """``comparison.png``: every run's LR, val/acc and val/loss in one figure."""
+    from lrexp.plots import Series, plot_comparison
+
+    rows = build_rows(records, group_by)
+    single = all(len(row.records) == 1 for row in rows) and group_by is None
+    series = [
+        Series(
+            label=r.name if single else row.label,
+            lr=r.lr,
+            val_acc=r.history.get("val/acc", []),
+            val_loss=r.history.get("val/loss", []),
+        )
+        for row in rows
+        for r in row.records
+    ]
+    plot_comparison(series, path, title)
 
 
 def compare(
@@ -23,19 +44,34 @@ def compare(
     out_dir: str | Path,
     group_by: str | None = None,
     bulk: bool = True,
+    metric: str = "test/acc",
+    target: float | None = None,
+    baseline: str | None = None,
+    equivalence: float | None = None,
+    plan_seeds: float | None = None,
+    log_to_parent: bool = True,
+    artifact_path: str | None = None,
 ) -> Path:
-    """Write ``comparison.png``, ``summary.md`` and ``summary.csv`` into ``out_dir``, and with
-    cooldown forks among the runs ``envelope.png`` and ``envelope.md``.
+    """Write the verdict report (``summary.md``, ``summary.csv``, ``summary.json``,
+    ``report.html``) and its figures into ``out_dir`` (with cooldown forks among the runs,
+    also ``envelope.png`` and ``envelope.md``); with ``parent``, also log them to
+    that run's artifacts, under ``artifact_path`` (the root by default), unless
+    ``log_to_parent`` is false.
 
     Select runs by ``experiment`` name or by ``parent`` run id (its children), optionally
     narrowed by an MLflow ``filter_string`` (which alone searches every experiment). Returns
     ``out_dir``. Raises :class:`CompareError` for an unknown experiment, a parent without
-    children, a filter matching nothing or an unreadable store. ``bulk=False`` forces the
-    ``get_metric_history`` path.
+    children, a filter matching nothing, an unreadable store or a bad option. ``bulk=False``
+    forces the ``get_metric_history`` path.
     """
-    from lrexp.plots import Series, plot_comparison
+    from lrexp.compare import figures, figures_rank
+    from lrexp.compare.analysis import analyse
+    from lrexp.compare.html import write_html
+    from lrexp.compare.outcomes import outcome
+    from lrexp.compare.report import Report, write_csv, write_json, write_markdown
     from lrexp.tracking.store import mark_dead_runs_killed
 
+    which = outcome(metric, target)
     client = open_client(tracking_uri)
     runs, what = select_runs(
         client, experiment=experiment, parent=parent, filter_string=filter_string
@@ -51,30 +87,55 @@ def compare(
     for r in records:
         r.history = histories.get(r.run_id, {})
 
-    rows = build_rows(records, group_by)
+    rows = build_rows(records, group_by)  # checks --group-by before anything is written
+    analysis = analyse(
+        records,
+        which,
+        target=target,
+        baseline=baseline,
+        equivalence=equivalence,
+        plan_delta=plan_seeds,
+        panel_key=group_by,
+    )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = f"lrexp comparison: {what}" + (f", grouped by {group_by}" if group_by else "")
-    write_csv(rows, out / "summary.csv", group_by)
-    write_markdown(
-        rows,
-        out / "summary.md",
+    drawn = [
+        figures.forest(analysis, out / "forest.png"),
+        figures.learning_curves(analysis, out / "learning_curves.png"),
+        figures_rank.paired_lines(analysis, out / "paired_seeds.png"),
+        figures_rank.heatmap(analysis, out / "beats_heatmap.png"),
+        figures_rank.cd_diagram(analysis, out / "cd_diagram.png"),
+    ]
+    if len(analysis.configs) <= OVERLAY_MAX:
+        overlay(records, group_by, out / "comparison.png", f"{title} ({len(records)} runs)")
+        drawn.append(out / "comparison.png")
+    envelope = write_envelope(records, out, title)  # with cooldown forks: .png and .md
+    drawn += [path for path in envelope if path.suffix == ".png"]
+    report = Report(
         title=title,
+        analysis=analysis,
+        rows=rows,
+        config_rows=build_rows(records, None),
         n_runs=len(records),
         dropped=dropped,
         group_by=group_by,
+        figures=[p.name for p in drawn],
     )
-    single = all(len(row.records) == 1 for row in rows) and group_by is None
-    series = [
-        Series(
-            label=r.name if single else row.label,
-            lr=r.lr,
-            val_acc=r.history.get("val/acc", []),
-            val_loss=r.history.get("val/loss", []),
-        )
-        for row in rows
-        for r in row.records
-    ]
-    plot_comparison(series, out / "comparison.png", f"{title} ({len(records)} runs)")
-    write_envelope(records, out, title)  # when the runs include cooldown forks
+    written = [out / name for name in REPORT_FILES] + drawn
+    written += [path for path in envelope if path.suffix == ".md"]
+    write_markdown(report, written[0])
+    write_csv(report, written[1])
+    write_json(report, written[2])
+    write_html(report, out, written[3])
+    for note in analysis.notes:
+        print(f"lrexp-compare: {note}", file=sys.stderr)
+    if parent is not None and log_to_parent:
+        try:
+            for path in written:
+                client.log_artifact(parent, str(path), artifact_path)
+        except Exception as err:
+            raise CompareError(
+                f"the report is in {out}, but logging it to run {parent} failed: {first_line(err)}"
+            ) from err
     return out
