@@ -5,7 +5,7 @@ Configurations
     configurations apart: ``seed``, params ending in ``seed`` that equal ``seed`` in every
     selected run (``dataset.shuffle_seed: ${seed}``), and bookkeeping params (``paths.*``,
     ``logger.*``, ``dataset.data_dir``, ``ckpt_path``, ``resume``, progress bar and model
-    summary settings).
+    summary settings, and a fork's ``fork.from``: each seed forks its own trunk).
     When one configuration and seed was run several times, only the latest FINISHED run (else
     the latest run) counts; summary.md says how many were left out. ``--group-by KEY`` (a param
     such as ``schedule.name`` or a tag such as ``schedule``) aggregates over everything else.
@@ -31,6 +31,7 @@ IGNORED_PARAMS = {
     "dataset.data_dir",
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
+    "fork.from",  # each seed's fork starts from that seed's trunk
 }
 
 
