@@ -15,6 +15,7 @@ from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from lrexp.errors import TrackingUnavailableError
+from lrexp.tracking.server import access_error
 from lrexp.tracking.uri import METRICS_PER_BATCH, PARAMS_PER_BATCH, redact
 
 T = TypeVar("T")
@@ -67,6 +68,10 @@ class TrackedRun:
         try:
             self._open(experiment_name, run_name, tags, artifact_location, run_id)
         except Exception as err:
+            status = getattr(err, "get_http_status_code", lambda: 0)()
+            refused = access_error(tracking_uri, experiment_name, status)
+            if refused is not None:
+                raise refused from None
             if not is_unreachable(err):
                 raise
             reason = str(err).splitlines()[0][:200]
