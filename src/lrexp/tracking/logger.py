@@ -18,12 +18,17 @@ if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
 
 
+#: points wait at most this long (ms) before they go to the outbox, so the store follows a run
+FLUSH_MS = 5000
+
+
 class BufferedMlflowLogger(Logger):
     """Collects ``(key, value, timestamp, step)`` points in memory and flushes them with
     ``log_batch``, so a per-step value costs an append.
 
-    Flushes happen when the buffer holds a full batch, at every :meth:`save` (Lightning calls
-    it after each validation) and at :meth:`finalize`. A flush hands the points to an
+    Flushes happen when the buffer holds a full batch or a point older than
+    :data:`FLUSH_MS`, at every :meth:`save` (Lightning calls it after each validation) and at
+    :meth:`finalize`. A flush hands the points to an
     :class:`~lrexp.tracking.outbox.Outbox`, which sends them on a background thread, retries
     while the server is away and spills them to ``<spill_dir>/unsent/`` after
     ``retry_seconds``; :meth:`finalize` waits for them. ``run`` may be set later (a run opened
@@ -65,7 +70,7 @@ class BufferedMlflowLogger(Logger):
         now = int(time.time() * 1000)
         step = step or 0
         self.buffer.extend((key, float(value), now, step) for key, value in metrics.items())
-        if len(self.buffer) >= METRICS_PER_BATCH:
+        if len(self.buffer) >= METRICS_PER_BATCH or now - self.buffer[0][2] >= FLUSH_MS:
             self.flush()
 
     @rank_zero_only
