@@ -180,7 +180,9 @@ class MlflowServer:
         from mlflow.server.auth.client import AuthServiceClient
 
         with admin_env():
-            AuthServiceClient(self.url).create_experiment_permission(experiment_id, username, level)
+            AuthServiceClient(self.url).grant_user_permission(
+                username, "experiment", experiment_id, level
+            )
 
 
 @contextlib.contextmanager
