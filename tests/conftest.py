@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
-from servers import MlflowServer, Postgres, postgres_bin
+
+from lrexp.localserver import MlflowServer, Postgres, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

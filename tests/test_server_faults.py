@@ -20,8 +20,8 @@ import pytest
 import pytorch_lightning as pl
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
-from servers import MlflowServer
 
+from lrexp.localserver import MlflowServer
 from lrexp.tracking.spill import SpillFile
 from lrexp.train import train
 

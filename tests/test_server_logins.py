@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer, Postgres, admin_env
 
 from conftest import run_cli, tmp_overrides
+from lrexp.localserver import MlflowServer, Postgres, admin_env
 
 PASSWORD = "Alice-pw-7f3q9-secret"
 DATABASES = iter(range(1000))

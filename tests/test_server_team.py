@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer
 
 from conftest import ROOT, run_cli
+from lrexp.localserver import MlflowServer
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
 RUN_ARTIFACTS = {"resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lrexp.compare.common import is_lr_key
+from lrexp.compare.histories import read_histories
 from lrexp.compare.records import assign_identities, deduplicate, to_record
 from lrexp.compare.report import write_csv, write_markdown
-from lrexp.compare.store import open_client, read_histories, select_runs
+from lrexp.compare.store import open_client, select_runs
 from lrexp.compare.table import build_rows
 
 VAL_KEYS = ("val/acc", "val/loss")

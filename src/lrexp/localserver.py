@@ -1,4 +1,4 @@
-"""Real tracking servers for the tests: a PostgreSQL cluster and ``mlflow server`` processes.
+"""Throw-away tracking servers (tests, ``make bench-compare``): PostgreSQL and ``mlflow server``.
 
 :class:`Postgres` runs Debian's PostgreSQL (``initdb`` as the ``postgres`` user when the tests
 run as root, since initdb refuses root) in a temp data directory on a free loopback port.
@@ -82,7 +82,7 @@ class Postgres:
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user=postgres dbname={database}", autocommit=True
         ) as con:
-            con.execute(sql)  # type: ignore[arg-type]
+            con.execute(sql)
 
     def create_template(self) -> None:
         """Migrate MLflow's schema once; tests copy it instead of migrating (~20 s each)."""
