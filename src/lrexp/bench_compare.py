@@ -69,6 +69,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10_000, help="lr points per run")
     parser.add_argument("--val-every", type=int, default=100, help="steps between val points")
     parser.add_argument(
+        "--server-workers", type=int, default=4, help="mlflow server --workers (its default: 4)"
+    )
+    parser.add_argument(
         "--skip-client", action="store_true", help="skip the slow get_metric_history reader"
     )
     args = parser.parse_args(argv)
@@ -92,10 +95,10 @@ def postgres_rows(root: Path, args: argparse.Namespace) -> list[tuple[str, float
         start = time.perf_counter()
         fill_store(uri, args.runs, args.steps, args.val_every)
         print(f"PostgreSQL store filled in {time.perf_counter() - start:.1f} s")
-        server = MlflowServer(uri, root / "server", port=None).start()
+        server = MlflowServer(uri, root / "server", workers=args.server_workers).start()
         return [
             ("direct PostgreSQL (psycopg)", timed_compare(uri, root / "pg", True), root / "pg"),
-            ("HTTP bulk (mlflow server on PostgreSQL)",
+            (f"HTTP bulk (mlflow server on PostgreSQL, {args.server_workers} workers)",
              timed_compare(server.url, root / "http", True), root / "http"),
         ]  # fmt: skip
     finally:

@@ -102,13 +102,20 @@ class Postgres:
 
 
 class MlflowServer:
-    """``mlflow server`` on 127.0.0.1:<port>; with ``auth``, MLflow's basic-auth app whose
-    admin is :data:`ADMIN` and whose user database lives in ``root``."""
+    """``mlflow server`` on 127.0.0.1:<port> with ``workers`` uvicorn processes (MLflow's
+    default is 4; one keeps tests light); with ``auth``, MLflow's basic-auth app whose admin
+    is :data:`ADMIN` and whose user database lives in ``root``."""
 
     def __init__(
-        self, backend_uri: str, root: Path, auth: bool = False, port: int | None = None
+        self,
+        backend_uri: str,
+        root: Path,
+        auth: bool = False,
+        port: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.backend_uri = backend_uri
+        self.workers = workers
         self.root = root
         self.auth = auth
         self.port = port or free_port()
@@ -122,7 +129,7 @@ class MlflowServer:
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", str(self.root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
