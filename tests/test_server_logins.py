@@ -5,6 +5,8 @@ the right credentials train and log, and the password is written nowhere."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +105,14 @@ def test_right_login_trains_logs_and_writes_the_password_nowhere(
     data = run.data  # type: ignore[attr-defined]
     texts = [*data.params.values(), *data.tags.values(), result.stdout, result.stderr]
     assert not [t for t in texts if PASSWORD in t]
+    compared = subprocess.run(
+        [sys.executable, "-m", "lrexp.compare", "--tracking-uri", auth_server.url,
+         "--experiment", "logins-ok", "--out", str(tmp_path / "cmp")],
+        capture_output=True, text=True, timeout=120, env=as_user("alice", PASSWORD),
+    )  # fmt: skip
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "bulk read failed" not in compared.stderr  # the bulk endpoint took the login
+    assert (tmp_path / "cmp" / "summary.csv").is_file()
     secret = PASSWORD.encode()
     files = [p for p in [*folder.rglob("*"), *(tmp_path / "out").rglob("*")] if p.is_file()]
     assert files and not [p for p in files if secret in p.read_bytes()]

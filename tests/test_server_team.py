@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from test_errors import WRITER  # one writer script: 3000 lr points, flushed every 250
 
 from conftest import ROOT, run_cli
 from lrexp.localserver import MlflowServer
@@ -75,28 +76,13 @@ def test_parallel_2x2_sweep_one_parent_four_children(
     assert combos == {("step", "0"), ("step", "1"), ("cosine", "0"), ("cosine", "1")}
 
 
-WRITER = """
-import sys
-from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.store import TrackedRun
-uri, name = sys.argv[1], sys.argv[2]
-logger = BufferedMlflowLogger(TrackedRun(uri, "team-load", name, {}))
-for step in range(3000):
-    logger.log_metrics({"lr": step * 1e-4}, step=step)
-    if step % 250 == 0:
-        logger.flush()
-logger.finalize("success")
-logger.run.end("FINISHED")
-"""
-
-
 @pytest.mark.slow
 def test_four_concurrent_writers_lose_and_duplicate_nothing(
     pg_server: MlflowServer, tmp_path: Path
 ) -> None:
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, pg_server.url, f"job{i}"],
+            [sys.executable, "-c", WRITER, pg_server.url, f"job{i}", "team-load"],
             stderr=subprocess.PIPE,
             text=True,
             cwd=tmp_path,
