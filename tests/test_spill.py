@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lrexp.tracking.spill import CloseRecord, SpillFile, close_record
+import pytest
+
+from lrexp.errors import ConfigError
+from lrexp.tracking.spill import CloseRecord, SpillFile, check_unsent, close_record
 
 
 def test_spill_file_replays_unsent_records_once_and_skips_a_cut_line(tmp_path: Path) -> None:
@@ -31,3 +34,15 @@ def test_spill_file_replays_unsent_records_once_and_skips_a_cut_line(tmp_path: P
         handle.write('{"kind":"metrics","points":[["lr",0.2')
     assert not spill.pending()
     assert spill.sent_offset() == records[1][0]
+
+
+def test_a_new_run_refuses_a_folder_with_another_runs_unsent_records(tmp_path: Path) -> None:
+    check_unsent(tmp_path, None)  # nothing kept: fine
+    spill = SpillFile(tmp_path)
+    spill.start("run1", "http://host:5000", "exp")
+    spill.append_points([("lr", 0.1, 1000, 0)])
+    check_unsent(tmp_path, "run1")  # resuming that run sends them itself
+    with pytest.raises(ConfigError, match=f"send them first with: lrexp-sync {tmp_path}$"):
+        check_unsent(tmp_path, None)
+    spill.mark_sent(spill.path.stat().st_size)
+    check_unsent(tmp_path, None)

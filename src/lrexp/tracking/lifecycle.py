@@ -33,7 +33,7 @@ from lrexp.callbacks import AtStep
 from lrexp.configs import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
-from lrexp.tracking.spill import CloseRecord
+from lrexp.tracking.spill import CloseRecord, check_unsent
 from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
@@ -190,6 +190,7 @@ class RunLifecycle:
     def __enter__(self) -> RunLifecycle:
         if not self.cfg.logger.enabled or launched_rank() != 0:
             return self
+        check_unsent(self.output_dir, self.resumed_run_id)
         retry_seconds = float(self.cfg.logger.get("retry_seconds", 60))
         self.logger = BufferedMlflowLogger(spill_dir=self.output_dir, retry_seconds=retry_seconds)
         if not self.defer or self.resumed_run_id is not None:
@@ -282,14 +283,9 @@ class RunLifecycle:
         last = self.output_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             self.tags["checkpoint"] = str(last)
-        planned = self.output_dir / "planned_lr.csv"
-        record = CloseRecord(
-            status,
-            dict(self.tags),
-            [str(config_file)],
-            str(planned) if self.planned else None,
-            self.name or run_name(self.cfg),
-        )
+        planned = str(self.output_dir / "planned_lr.csv") if self.planned else None
+        label = self.name or run_name(self.cfg)
+        record = CloseRecord(status, dict(self.tags), [str(config_file)], planned, label)
         if not self.logger.close_run(record, self.planned, self.output_dir):
             print(
                 f"lrexp: the tracking server at {redact(self.run.tracking_uri)} is away; this "

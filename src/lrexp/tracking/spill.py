@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lrexp.errors import ConfigError
 from lrexp.tracking.uri import redact
 
 SPILL_DIR = "unsent"
@@ -117,6 +118,18 @@ class SpillFile:
 
     def pending(self) -> bool:
         return next(self.unsent(), None) is not None
+
+
+def check_unsent(output_dir: Path, run_id: str | None) -> None:
+    """Refuse to start a run in an output directory that still holds another run's unsent
+    records (``run_id``: the run being resumed, whose own records it may send)."""
+    spill = SpillFile(output_dir)
+    if spill.pending() and spill.header().run_id != run_id:
+        raise ConfigError(
+            "paths.output_dir",
+            f"{spill.folder} holds records of run {spill.header().run_id} not yet sent; "
+            f"send them first with: lrexp-sync {output_dir}",
+        )
 
 
 def close_record(record: dict[str, Any]) -> CloseRecord:
