@@ -1,16 +1,22 @@
-"""Shared fixtures: real Hydra composition and a throwaway MLflow SQLite store."""
+"""Shared fixtures: real Hydra composition, a throwaway MLflow SQLite store, and a real
+PostgreSQL cluster with ``mlflow server`` processes on it (:mod:`servers`)."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+
+from lrexp.localserver import MlflowServer, Postgres, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -56,3 +62,52 @@ def run_cli(
         timeout=timeout,
         env=full_env,
     )
+
+
+#: set in CI (.ci/run): a missing PostgreSQL fails the server tests instead of skipping them
+REQUIRE_POSTGRES = os.environ.get("LREXP_REQUIRE_POSTGRES") == "1"
+DATABASES = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One PostgreSQL cluster per test process, in a temp dir the ``postgres`` user can enter."""
+    if postgres_bin() is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail("no PostgreSQL found (apt-get install -y postgresql)")
+        pytest.skip("no PostgreSQL found; install it with: apt-get install -y postgresql")
+    root = Path(tempfile.mkdtemp(prefix="lrexp-pg-"))
+    cluster = Postgres(root)
+    yield cluster
+    cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def new_server(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., MlflowServer]]:
+    """Start ``mlflow server`` processes on fresh PostgreSQL databases; killed after the test."""
+    started: list[MlflowServer] = []
+
+    def start(auth: bool = False) -> MlflowServer:
+        name = f"mlflow_{os.getpid()}_{next(DATABASES)}"
+        root = tmp_path_factory.mktemp("mlflow-server")
+        server = MlflowServer(postgres.new_database(name), root, auth=auth).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def pg_server(
+    postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """One PostgreSQL-backed ``mlflow server`` (no logins) shared by a test module."""
+    name = f"mlflow_{os.getpid()}_{next(DATABASES)}"
+    server = MlflowServer(postgres.new_database(name), tmp_path_factory.mktemp("pg-server"))
+    yield server.start()
+    server.kill()

@@ -395,13 +395,21 @@ def test_importing_lrexp_compare_is_light() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_bench_compare_times_both_readers_on_one_store(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_compare_times_every_reader_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
     from lrexp.bench_compare import main as bench_main
+    from lrexp.localserver import postgres_bin
 
-    bench_main(["--runs", "3", "--steps", "120", "--val-every", "40"])
+    bench_main(["--runs", "3", "--steps", "120", "--val-every", "40", "--server-workers", "1"])
     out = capsys.readouterr().out
     assert "store: 3 runs x 120 lr points (360 points)" in out
-    seconds = re.findall(r"^\| (direct SQLite|MlflowClient)[^|]*\| ([0-9.]+) \|$", out, re.M)
-    assert [reader for reader, _ in seconds] == ["direct SQLite", "MlflowClient"]
-    assert all(float(value) > 0 for _, value in seconds)
-    assert re.search(r"client / direct: [0-9.]+x; same summary.csv: yes$", out, re.M)
+    rows = re.findall(r"^\| ([A-Za-z]+)[^|]*\| ([0-9.]+) \| ([0-9.]+)x \|$", out, re.M)
+    readers = ["direct", "MlflowClient"]
+    if postgres_bin() is not None:
+        readers += ["direct", "HTTP"]
+    assert [reader for reader, _, _ in rows] == readers
+    assert "direct PostgreSQL" in out or postgres_bin() is None
+    assert all(float(seconds) > 0 for _, seconds, _ in rows)
+    assert rows[0][2] == "1.00"
+    assert re.search(
+        r"^same summary.csv: SQLite readers yes; PostgreSQL direct vs HTTP yes", out, re.M
+    )

@@ -224,8 +224,8 @@ WRITER = """
 import sys
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
-uri, name = sys.argv[1], sys.argv[2]
-logger = BufferedMlflowLogger(TrackedRun(uri, "concurrent", name, {}))
+uri, name, experiment = sys.argv[1], sys.argv[2], sys.argv[3]
+logger = BufferedMlflowLogger(TrackedRun(uri, experiment, name, {}))
 for step in range(3000):
     logger.log_metrics({"lr": step * 1e-4}, step=step)
     if step % 250 == 0:
@@ -241,7 +241,9 @@ def test_four_concurrent_writers_lose_no_points(tmp_path: Path) -> None:
     TrackedRun(uri, "concurrent", "create-the-store-first", {})
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, uri, f"job{i}"], stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", WRITER, uri, f"job{i}", "concurrent"],
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(4)
     ]

@@ -1,16 +1,20 @@
-"""Benchmark ``lrexp-compare`` on a large sweep: direct SQLite reads vs MLflow's client API.
+"""Benchmark ``lrexp-compare`` on a large sweep: SQLite, PostgreSQL and a tracking server.
 
 ``python scripts/bench_compare.py [--runs 50] [--steps 10000]`` writes a throw-away SQLite
 store holding ``--runs`` finished runs with an ``lr`` point at every step and validation
-metrics every ``--val-every`` steps, then times :func:`lrexp.compare.compare` over it twice:
-with its one-query-per-run SQLite reader and with ``MlflowClient.get_metric_history``. Both
-must write the same ``summary.csv``; the script prints seconds and their ratio.
+metrics every ``--val-every`` steps, and the same runs into a throw-away PostgreSQL database
+served by ``mlflow server`` (:mod:`lrexp.localserver`; skipped with a note when PostgreSQL
+is not installed). It times :func:`lrexp.compare.compare` over the SQLite file (direct reads,
+and ``MlflowClient.get_metric_history`` unless ``--skip-client``), over the PostgreSQL
+database (direct reads) and over the server (HTTP bulk reads). Readers of one store must
+write the same ``summary.csv``; the script prints seconds and ratios to direct SQLite.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -64,6 +68,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--steps", type=int, default=10_000, help="lr points per run")
     parser.add_argument("--val-every", type=int, default=100, help="steps between val points")
+    parser.add_argument(
+        "--server-workers", type=int, default=4, help="mlflow server --workers (its default: 4)"
+    )
+    parser.add_argument(
+        "--skip-client", action="store_true", help="skip the slow get_metric_history reader"
+    )
     args = parser.parse_args(argv)
     for name in ("runs", "steps", "val_every"):
         if getattr(args, name) < 1:
@@ -71,8 +81,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def postgres_rows(root: Path, args: argparse.Namespace) -> list[tuple[str, float, Path]]:
+    """Fill a PostgreSQL database like the SQLite store, serve it, time direct and HTTP reads."""
+    from lrexp.localserver import MlflowServer, Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        print("no PostgreSQL found (apt-get install -y postgresql): PostgreSQL rows skipped")
+        return []
+    cluster = Postgres(Path(tempfile.mkdtemp(prefix="lrexp-pg-")))
+    server: MlflowServer | None = None
+    try:
+        uri = cluster.new_database("bench_compare")
+        start = time.perf_counter()
+        fill_store(uri, args.runs, args.steps, args.val_every)
+        print(f"PostgreSQL store filled in {time.perf_counter() - start:.1f} s")
+        server = MlflowServer(uri, root / "server", workers=args.server_workers).start()
+        return [
+            ("direct PostgreSQL (psycopg)", timed_compare(uri, root / "pg", True), root / "pg"),
+            (f"HTTP bulk (mlflow server on PostgreSQL, {args.server_workers} workers)",
+             timed_compare(server.url, root / "http", True), root / "http"),
+        ]  # fmt: skip
+    finally:
+        if server is not None:
+            server.kill()
+        cluster.stop()
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def same_summaries(folders: list[Path]) -> bool:
+    texts = {(folder / "summary.csv").read_text() for folder in folders}
+    return len(texts) == 1
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Fill a store, time both readers, check they agree and print the table."""
+    """Fill the stores, time every reader, check they agree and print the table."""
     args = parse_args(argv)
     quiet_logs()
     with tempfile.TemporaryDirectory(prefix="lrexp-bench-compare-") as tmp:
@@ -81,23 +123,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         start = time.perf_counter()
         fill_store(uri, args.runs, args.steps, args.val_every)
         fill_seconds = time.perf_counter() - start
-        direct = timed_compare(uri, root / "direct", bulk=True)
-        client = timed_compare(uri, root / "client", bulk=False)
-        same = (root / "direct" / "summary.csv").read_text() == (
-            root / "client" / "summary.csv"
-        ).read_text()
+        rows = [("direct SQLite (lrexp-compare's default)", timed_compare(uri, root / "d", True),
+                 root / "d")]  # fmt: skip
+        if not args.skip_client:
+            client = timed_compare(uri, root / "client", bulk=False)
+            rows.append(("MlflowClient.get_metric_history, 8 threads", client, root / "client"))
+        sqlite_same = same_summaries([folder for _, _, folder in rows])
+        server_rows = postgres_rows(root, args)
+        server_same = same_summaries([folder for _, _, folder in server_rows] or [root / "d"])
+        all_same = same_summaries([folder for _, _, folder in rows + server_rows])
     points = args.runs * args.steps
     print(
         f"store: {args.runs} runs x {args.steps} lr points ({points} points), "
-        f"filled in {fill_seconds:.1f} s"
+        f"SQLite filled in {fill_seconds:.1f} s"
     )
-    print("| reader | compare s |")
-    print("|---|---:|")
-    print(f"| direct SQLite (lrexp-compare's default) | {direct:.2f} |")
-    print(f"| MlflowClient.get_metric_history, 8 threads | {client:.2f} |")
-    print(f"client / direct: {client / direct:.1f}x; same summary.csv: {'yes' if same else 'NO'}")
-    if not same:
-        raise SystemExit("bench_compare: the two readers disagree")
+    direct = rows[0][1]
+    print("| reader | compare s | / direct SQLite |")
+    print("|---|---:|---:|")
+    for name, seconds, _ in rows + server_rows:
+        print(f"| {name} | {seconds:.2f} | {seconds / direct:.2f}x |")
+    print(
+        f"same summary.csv: SQLite readers {'yes' if sqlite_same else 'NO'}; "
+        f"PostgreSQL direct vs HTTP {'yes' if server_same else 'NO'}; "
+        f"all stores {'yes' if all_same else 'no'}"
+    )
+    if not (sqlite_same and server_same):
+        raise SystemExit("bench_compare: readers of one store disagree")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from lrexp.optim import SCHEDULE_FREE, build_optimizer, check_lr, optimizer_kwar
 from lrexp.plan import SOURCE_SHAPES, planned_steps, train_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
+from lrexp.tracking.server import check_server_access
 from lrexp.tracking.uri import sqlite_database, sqlite_problem
 
 
@@ -123,8 +124,13 @@ def validate(cfg: DictConfig) -> None:
                 "trainer.devices", f"asks for {wanted} GPUs but {available} are available"
             )
     check_shards(dataset, world_size(trainer))
-    if container["logger"].get("enabled"):
-        check_tracking_uri(str(container["logger"].get("tracking_uri")))
+    logger = container["logger"]
+    if logger.get("enabled"):
+        retry = logger.get("retry_seconds", 60)
+        if isinstance(retry, bool) or not isinstance(retry, int | float) or retry < 0:
+            raise ConfigError("logger.retry_seconds", f"must be a number >= 0, got {retry!r}")
+        check_tracking_uri(str(logger.get("tracking_uri")))
+        check_server_access(str(logger.get("tracking_uri")), str(logger.get("experiment_name")))
 
 
 def check_kept_steps(checkpoint: dict[str, Any], total: int) -> None:

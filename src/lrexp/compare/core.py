@@ -7,8 +7,9 @@ from pathlib import Path
 
 from lrexp.compare.common import CompareError, is_lr_key
 from lrexp.compare.envelope import write_envelope
+from lrexp.compare.histories import read_histories
 from lrexp.compare.records import RunRecord, assign_identities, deduplicate, to_record
-from lrexp.compare.store import first_line, open_client, read_histories, select_runs
+from lrexp.compare.store import first_line, open_client, select_runs
 from lrexp.compare.table import build_rows
 
 VAL_KEYS = ("val/acc", "val/loss")

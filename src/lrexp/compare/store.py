@@ -1,24 +1,14 @@
-"""Reading an MLflow store: open it, select the runs to compare, read their metric histories.
-
-Reading histories
-    Full ``lr``/``lr/<group>``, ``val/acc`` and ``val/loss`` histories come straight from the
-    ``metrics`` table of ``sqlite://`` stores (read-only, one indexed query per run and key);
-    other stores, or a SQLite file whose schema surprises us, go through
-    ``MlflowClient.get_metric_history`` in 8 threads. ``scripts/bench_compare.py`` times both
-    on 50 runs x 10k ``lr`` points (README: 3.7 s against 46.8 s for the whole comparison).
-"""
+"""Reading an MLflow store: open it and select the runs to compare (their metric histories
+are read by :mod:`lrexp.compare.histories`)."""
 
 from __future__ import annotations
 
-import math
 import re
-import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrexp.compare.common import CompareError, History, Point, is_lr_key
+from lrexp.compare.common import CompareError
 from lrexp.tracking.uri import sqlite_database
 
 if TYPE_CHECKING:
@@ -156,82 +146,3 @@ def select_runs(
     if not runs:
         raise CompareError(f"no runs in {what}")
     return runs, what
-
-
-def sqlite_histories(
-    database: Path, run_ids: Sequence[str], keys: Sequence[str]
-) -> dict[str, History]:
-    """Every point of ``keys`` for ``run_ids``, in step order, read straight from the
-    ``metrics`` table of an MLflow SQLite file (read-only connection).
-
-    One query per (run, key) over MLflow's ``(run_uuid, key, step)`` index, returning only step
-    and value: Python's per-row cost dominates, and a single ``IN`` query that also returns the
-    run id and key of every row measured about twice as slow. ``ORDER BY step`` also steers
-    SQLite to that index (without it, it scans the primary key of every run's rows: ~8x slower).
-    LR keys are not tie-broken by timestamp (a second LR value at one step changes nothing
-    here); the few validation points are, so the last value is the last one logged.
-    """
-    import sqlite3
-
-    select = "SELECT step, value, is_nan FROM metrics WHERE run_uuid = ? AND key = ? "
-    by_step = select + "ORDER BY step"
-    by_step_time = select + "ORDER BY step, timestamp"
-    out: dict[str, History] = {}
-    con = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        for run_id in run_ids:
-            history: History = {}
-            for key in keys:
-                query = by_step if is_lr_key(key) else by_step_time
-                rows = con.execute(query, (run_id, key)).fetchall()
-                if rows:
-                    history[key] = [
-                        (step, math.nan if is_nan else value) for step, value, is_nan in rows
-                    ]
-            out[run_id] = history
-    finally:
-        con.close()
-    return out
-
-
-def client_histories(
-    client: MlflowClient, run_ids: Sequence[str], keys: Sequence[str], workers: int = 8
-) -> dict[str, History]:
-    """The same as :func:`sqlite_histories` through ``get_metric_history`` (any store)."""
-
-    def one(run_id: str, key: str) -> tuple[str, str, list[Point]]:
-        history = client.get_metric_history(run_id, key)
-        ordered = sorted(history, key=lambda m: (m.step, m.timestamp))
-        return run_id, key, [(int(m.step), float(m.value)) for m in ordered]
-
-    out: dict[str, History] = {run_id: {} for run_id in run_ids}
-    jobs = [(run_id, key) for run_id in run_ids for key in keys]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for run_id, key, points in pool.map(lambda job: one(*job), jobs):
-            if points:
-                out[run_id][key] = points
-    return out
-
-
-def read_histories(
-    client: MlflowClient,
-    tracking_uri: str,
-    run_ids: Sequence[str],
-    keys: Sequence[str],
-    bulk: bool = True,
-) -> dict[str, History]:
-    """Full histories of ``keys``: direct SQL on SQLite stores, else (or on failure) the client."""
-    database = sqlite_path(tracking_uri)
-    if bulk and database is not None and run_ids and keys:
-        try:
-            return sqlite_histories(database, run_ids, keys)
-        except Exception as err:  # an unexpected schema: the slow path still works
-            print(
-                f"lrexp-compare: direct SQLite read failed ({first_line(err)}); "
-                "falling back to get_metric_history",
-                file=sys.stderr,
-            )
-    try:
-        return client_histories(client, run_ids, keys)
-    except Exception as err:
-        raise CompareError(f"reading metric histories failed: {first_line(err)}") from err

@@ -33,6 +33,7 @@ from lrexp.callbacks import AtStep
 from lrexp.configs import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.spill import CloseRecord, check_unsent
 from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
@@ -193,7 +194,9 @@ class RunLifecycle:
     def __enter__(self) -> RunLifecycle:
         if not self.cfg.logger.enabled or launched_rank() != 0:
             return self
-        self.logger = BufferedMlflowLogger()
+        check_unsent(self.output_dir, self.resumed_run_id)
+        retry_seconds = float(self.cfg.logger.get("retry_seconds", 60))
+        self.logger = BufferedMlflowLogger(spill_dir=self.output_dir, retry_seconds=retry_seconds)
         if not self.defer or self.resumed_run_id is not None:
             self.open()
             return self
@@ -276,17 +279,22 @@ class RunLifecycle:
             self.close(status)
 
     def close(self, status: str) -> None:
-        """Flush buffered points, log the config and figures, then set the final status."""
-        from lrexp.tracking.artifacts import log_run_figures
-
+        """Deliver buffered points, log the config and figures, then set the final status;
+        with the server away, all of that is kept for ``lrexp-sync`` (one line says so)."""
         assert self.run is not None and self.logger is not None
-        self.logger.flush()
         config_file = self.output_dir / "resolved_config.yaml"
         config_file.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
-        self.run.log_artifact(config_file)
-        log_run_figures(self.run, self.planned, self.output_dir, self.name or run_name(self.cfg))
         last = self.output_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             self.tags["checkpoint"] = str(last)
-        self.run.set_tags(self.tags)
-        self.run.end(status)
+        planned = str(self.output_dir / "planned_lr.csv") if self.planned else None
+        label = self.name or run_name(self.cfg)
+        record = CloseRecord(status, dict(self.tags), [str(config_file)], planned, label)
+        if not self.logger.close_run(record, self.planned, self.output_dir):
+            print(
+                f"lrexp: the tracking server at {redact(self.run.tracking_uri)} is away; this "
+                f"run's unsent points and its end are kept in {self.logger.spill.folder}; "
+                f"upload them with: lrexp-sync {self.output_dir}",
+                file=sys.stderr,
+                flush=True,
+            )

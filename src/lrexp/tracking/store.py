@@ -15,6 +15,7 @@ from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from lrexp.errors import TrackingUnavailableError
+from lrexp.tracking.server import access_error, is_http
 from lrexp.tracking.uri import METRICS_PER_BATCH, PARAMS_PER_BATCH, redact
 
 T = TypeVar("T")
@@ -39,6 +40,17 @@ def retry_locked(call: Callable[[], T], attempts: int = 20, delay: float = 0.05)
                 raise
             time.sleep(delay * (1.5**attempt))
     raise AssertionError("unreachable")
+
+
+def artifact_uri(tracking_uri: str, artifact_location: str | None) -> str | None:
+    """Where a new experiment keeps its artifacts: ``artifact_location`` as a URI, except that
+    a tracking server is left to choose (its ``--artifacts-destination``) rather than being
+    given a folder of this machine that no one else can read."""
+    if not artifact_location:
+        return None
+    if "://" in artifact_location or ":" in artifact_location.split("/")[0]:
+        return artifact_location
+    return None if is_http(tracking_uri) else Path(artifact_location).resolve().as_uri()
 
 
 def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -67,6 +79,10 @@ class TrackedRun:
         try:
             self._open(experiment_name, run_name, tags, artifact_location, run_id)
         except Exception as err:
+            status = getattr(err, "get_http_status_code", lambda: 0)()
+            refused = access_error(tracking_uri, experiment_name, status)
+            if refused is not None:
+                raise refused from None
             if not is_unreachable(err):
                 raise
             reason = str(err).splitlines()[0][:200]
@@ -86,7 +102,7 @@ class TrackedRun:
         if run_id is None:
             experiment = retry_locked(lambda: self.client.get_experiment_by_name(experiment_name))
             if experiment is None:
-                location = Path(artifact_location).resolve().as_uri() if artifact_location else None
+                location = artifact_uri(self.tracking_uri, artifact_location)
                 experiment_id = retry_locked(
                     lambda: self.client.create_experiment(experiment_name, location)
                 )
