@@ -201,9 +201,11 @@ def plot_envelope(
     axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
     curves = sorted(table, key=lambda c: (c == TRUNK, c))
     colors = dict(zip(curves, palette(len(curves)), strict=True))
+    # the trunk only where the runs end: its first validations would squash the y-axis
+    shortest = min((s for c in curves if c != TRUNK for s in table[c]), default=0)
     for curve in curves:
         color = colors[curve][0]
-        steps = list(table[curve])
+        steps = [s for s in table[curve] if curve != TRUNK or s >= shortest / 1.5]
         for ax, key in zip(axes, METRICS, strict=True):
             present = [s for s in steps if key in table[curve][s]]
             means = [table[curve][s][key][0] for s in present]
@@ -214,8 +216,11 @@ def plot_envelope(
                 ax.errorbar(
                     present, means, yerr=sds, color=color, marker="o", capsize=3, label=curve
                 )
+    lengths = sorted({s for c in curves if c != TRUNK for s in table[c]})
     for ax, key in zip(axes, METRICS, strict=True):
         ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
         ax.set_xlabel("total optimizer steps")
         ax.set_ylabel(f"final {key}")
         ax.grid(True, alpha=0.3)
