@@ -154,6 +154,7 @@ EXPERIMENT_BUDGETS = {
             "model=mlp",
             "hydra.sweeper.params.study_arm='cooldown_trunk,cooldown_sqrt_140,cooldown_cosine_175'",
             "hydra.sweeper.params.seed=0",
+            "hydra.sweeper.max_batch_size=1",  # one arm per batch: as many jobs as seeds
         ],
         {"constant": 1120, "cooldown-sqrt@140": 35, "cosine": 175},
     ),

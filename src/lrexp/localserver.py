@@ -124,7 +124,7 @@ class MlflowServer:
         self.log = root / "server.log"
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self, timeout: float = 120) -> MlflowServer:
+    def start(self, timeout: float = 300) -> MlflowServer:
         args = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", self.backend_uri,
