@@ -154,7 +154,7 @@ class MlflowServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=30) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, OSError):
