@@ -6,6 +6,7 @@ import os
 import pickle
 import struct
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,6 +205,8 @@ def test_cli_failed_download_is_one_line(tmp_path: Path) -> None:
 
 
 def test_failed_download_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # urlopen keeps the dead proxy of its first call: give the process its own opener back
+    monkeypatch.setattr(urllib.request, "_opener", None)
     for key, value in OFFLINE_ENV.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(DataUnavailableError) as info:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import run_cli, tmp_overrides
-from lrexp.localserver import MlflowServer, Postgres, admin_env
+from lrexp.errors import ConfigError
+from lrexp.localserver import MlflowServer, Postgres, admin_env, health
+from lrexp.tracking.server import check_server_access
 
 PASSWORD = "Alice-pw-7f3q9-secret"
 DATABASES = iter(range(1000))
@@ -139,3 +143,23 @@ def test_experiment_without_permission_is_one_line(
     ], result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     assert runs_named(auth_server, experiment) == []
+
+
+def test_a_proxy_left_by_an_earlier_download_hides_no_server(
+    auth_server: MlflowServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``urlopen`` keeps the proxies of its first call for the whole process: a download that
+    failed through a dead proxy must not hide the server from the login check or the probe."""
+    monkeypatch.setattr(urllib.request, "_opener", None)  # the process's opener, restored after
+    with monkeypatch.context() as offline:
+        offline.setenv("http_proxy", "http://127.0.0.1:9")
+        offline.setenv("no_proxy", "")
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen("http://download.invalid/data.tar.gz", timeout=5)
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(urllib.error.URLError):  # what the old probe and login check hit
+        urllib.request.urlopen(f"{auth_server.url}/health", timeout=5)
+    assert health(auth_server.port) == "200"
+    with pytest.raises(ConfigError, match="authentication failed without credentials"):
+        check_server_access(auth_server.url, "logins-bad")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import http.client
 import os
 import shutil
 import signal
@@ -18,8 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def health(port: int) -> str:
+    """``GET /health`` on 127.0.0.1:<port>: "200" or what came back instead. Straight to the
+    socket: ``urllib.request.urlopen`` keeps the proxies of its first call for the life of
+    the process, so a proxy set then (a download test sets a dead one) would swallow it."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        return "200" if response.status == 200 else f"HTTP {response.status}"
+    except OSError as err:
+        return f"{type(err).__name__}: {err}"
+    finally:
+        connection.close()
 
 
 def postgres_bin() -> Path | None:
@@ -124,7 +138,7 @@ class MlflowServer:
         self.log = root / "server.log"
         root.mkdir(parents=True, exist_ok=True)
 
-    def start(self, timeout: float = 150, attempts: int = 3) -> MlflowServer:
+    def start(self, timeout: float = 120) -> MlflowServer:
         args = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", self.backend_uri,
@@ -145,33 +159,29 @@ class MlflowServer:
             )
             env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
             env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = "lrexp-tests"
-        for _ in range(attempts):  # a loaded machine has left one start unanswered for minutes
-            with self.log.open("ab") as log:
-                self.process = subprocess.Popen(
-                    args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-                )
-            if self.answers(timeout):
-                return self
-            self.kill()
-        raise RuntimeError(
-            f"mlflow server did not answer in {attempts} starts of {timeout} s: "
-            f"{self.log.read_text()[-3000:]}"
-        )
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
+        self.wait_until_answering(timeout)
+        return self
 
-    def answers(self, timeout: float) -> bool:
-        """Whether the started server answers ``/health`` within ``timeout`` seconds."""
+    def wait_until_answering(self, timeout: float) -> None:
+        """Return once ``/health`` answers 200; raise with its last answer and the log tail."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
+        answer = "no answer yet"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=30) as response:
-                    if response.status == 200:
-                        return True
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.3)
-        return False
+            answer = health(self.port)
+            if answer == "200":
+                return
+            time.sleep(0.3)
+        raise RuntimeError(
+            f"mlflow server did not answer /health in {timeout} s (last: {answer}): "
+            f"{self.log.read_text()[-3000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL the server and its workers (as a crash or an OOM kill would)."""

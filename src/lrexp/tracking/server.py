@@ -68,8 +68,8 @@ def check_server_access(uri: str, experiment: str, timeout: float = 10.0) -> Non
     request = urllib.request.Request(
         f"{base}/api/2.0/mlflow/experiments/get-by-name?{query}", headers=headers
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+    try:  # a fresh opener takes today's proxy settings; urlopen's keeps its first call's
+        with urllib.request.build_opener().open(request, timeout=timeout) as response:
             json.load(response)
     except urllib.error.HTTPError as err:
         error = access_error(uri, experiment, err.code)
