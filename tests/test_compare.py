@@ -405,7 +405,7 @@ def test_bench_compare_times_every_reader_in_one_run(capsys: pytest.CaptureFixtu
     rows = re.findall(r"^\| ([A-Za-z]+)[^|]*\| ([0-9.]+) \| ([0-9.]+)x \|$", out, re.M)
     readers = ["direct", "MlflowClient"]
     if postgres_bin() is not None:
-        readers += ["direct", "HTTP"]
+        readers += ["direct", "HTTP", "HTTP"]
     assert [reader for reader, _, _ in rows] == readers
     assert "direct PostgreSQL" in out or postgres_bin() is None
     assert all(float(seconds) > 0 for _, seconds, _ in rows)

@@ -6,8 +6,10 @@ metrics every ``--val-every`` steps, and the same runs into a throw-away Postgre
 served by ``mlflow server`` (:mod:`lrexp.localserver`; skipped with a note when PostgreSQL
 is not installed). It times :func:`lrexp.compare.compare` over the SQLite file (direct reads,
 and ``MlflowClient.get_metric_history`` unless ``--skip-client``), over the PostgreSQL
-database (direct reads) and over the server (HTTP bulk reads). Readers of one store must
-write the same ``summary.csv``; the script prints seconds and ratios to direct SQLite.
+database (direct reads) and over the server: the runs' history files, logged as lrexp logs
+them when a run ends, and the bulk endpoint alone (as for runs without one). Readers of one
+store must write the same ``summary.csv``; the script prints seconds and ratios to direct
+SQLite.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ SCHEDULES = ("cosine", "step", "exponential", "linear", "onecycle")
 BATCH = 1000  # MLflow's limit of metrics per log_batch request
 
 
-def fill_store(uri: str, runs: int, steps: int, val_every: int) -> None:
-    """Log ``runs`` finished runs of ``steps`` LR points each, as a sweep of schedules x seeds."""
+def fill_store(
+    uri: str, runs: int, steps: int, val_every: int, experiment_id: str | None = None
+) -> list[str]:
+    """Log ``runs`` finished runs of ``steps`` LR points each, as a sweep of schedules x seeds,
+    into a new experiment (or ``experiment_id``); their ids."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
-    experiment_id = client.create_experiment(EXPERIMENT)
+    experiment_id = experiment_id or client.create_experiment(EXPERIMENT)
+    run_ids = []
     now = int(time.time() * 1000)
     for index in range(runs):
         schedule, seed = SCHEDULES[index % len(SCHEDULES)], index // len(SCHEDULES)
@@ -54,12 +60,29 @@ def fill_store(uri: str, runs: int, steps: int, val_every: int) -> None:
         for start in range(0, len(metrics), BATCH):
             client.log_batch(run_id, metrics=metrics[start : start + BATCH])
         client.set_terminated(run_id, "FINISHED", end_time=now + steps)
+        run_ids.append(run_id)
+    return run_ids
 
 
-def timed_compare(uri: str, out_dir: Path, bulk: bool) -> float:
+def log_history_files(database_uri: str, server_url: str, run_ids: Sequence[str]) -> None:
+    """End each run as lrexp ends one: its histories read back (here straight from the
+    database, which is quicker) and logged through the server as its history file."""
+    from lrexp.tracking.artifacts import log_history_file, stored_histories
+    from lrexp.tracking.store import TrackedRun
+
+    with tempfile.TemporaryDirectory(prefix="lrexp-history-files-") as tmp:
+        for run_id in run_ids:
+            stored = stored_histories(TrackedRun(database_uri, EXPERIMENT, "", {}, run_id=run_id))
+            folder = Path(tmp) / run_id
+            folder.mkdir()
+            served = TrackedRun(server_url, EXPERIMENT, "", {}, run_id=run_id)
+            log_history_file(served, stored, folder)
+
+
+def timed_compare(uri: str, out_dir: Path, bulk: bool, history_files: bool = True) -> float:
     """Seconds one full :func:`compare` (histories, tables and figure) takes."""
     start = time.perf_counter()
-    compare(uri, experiment=EXPERIMENT, out_dir=out_dir, bulk=bulk)
+    compare(uri, experiment=EXPERIMENT, out_dir=out_dir, bulk=bulk, history_files=history_files)
     return time.perf_counter() - start
 
 
@@ -82,7 +105,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def postgres_rows(root: Path, args: argparse.Namespace) -> list[tuple[str, float, Path]]:
-    """Fill a PostgreSQL database like the SQLite store, serve it, time direct and HTTP reads."""
+    """Fill a PostgreSQL database like the SQLite store, serve it, time direct and HTTP reads
+    (from the runs' history files, and through the bulk endpoint alone)."""
+    from mlflow.tracking import MlflowClient
+
     from lrexp.localserver import MlflowServer, Postgres, postgres_bin
 
     if postgres_bin() is None:
@@ -92,14 +118,20 @@ def postgres_rows(root: Path, args: argparse.Namespace) -> list[tuple[str, float
     server: MlflowServer | None = None
     try:
         uri = cluster.new_database("bench_compare")
-        start = time.perf_counter()
-        fill_store(uri, args.runs, args.steps, args.val_every)
-        print(f"PostgreSQL store filled in {time.perf_counter() - start:.1f} s")
         server = MlflowServer(uri, root / "server", workers=args.server_workers).start()
+        start = time.perf_counter()
+        # the experiment comes from the server, so its runs keep their artifacts there
+        experiment_id = MlflowClient(server.url).create_experiment(EXPERIMENT)
+        run_ids = fill_store(uri, args.runs, args.steps, args.val_every, experiment_id)
+        log_history_files(uri, server.url, run_ids)
+        print(f"PostgreSQL store filled in {time.perf_counter() - start:.1f} s")
+        workers = f"mlflow server on PostgreSQL, {args.server_workers} workers"
         return [
             ("direct PostgreSQL (psycopg)", timed_compare(uri, root / "pg", True), root / "pg"),
-            (f"HTTP bulk (mlflow server on PostgreSQL, {args.server_workers} workers)",
+            (f"HTTP, history files ({workers})",
              timed_compare(server.url, root / "http", True), root / "http"),
+            (f"HTTP, bulk endpoint only ({workers})",
+             timed_compare(server.url, root / "bulk", True, history_files=False), root / "bulk"),
         ]  # fmt: skip
     finally:
         if server is not None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from lrexp.tracking.history_file import is_lr_key
+
+__all__ = ["CompareError", "History", "Point", "is_lr_key"]
+
 Point = tuple[int, float]
 History = dict[str, list[Point]]
 
 
 class CompareError(RuntimeError):
     """A selection or store problem, reported by the CLI as one line (exit status 2)."""
-
-
-def is_lr_key(key: str) -> bool:
-    return key == "lr" or key.startswith("lr/")

@@ -11,6 +11,7 @@ from lrexp.compare.histories import read_histories
 from lrexp.compare.records import RunRecord, assign_identities, deduplicate, to_record
 from lrexp.compare.store import first_line, open_client, select_runs
 from lrexp.compare.table import build_rows
+from lrexp.tracking.history_file import TOKEN_TAG
 
 VAL_KEYS = ("val/acc", "val/loss")
 REPORT_FILES = ("summary.md", "summary.csv", "summary.json", "report.html")
@@ -52,6 +53,7 @@ def compare(
     plan_seeds: float | None = None,
     log_to_parent: bool = True,
     artifact_path: str | None = None,
+    history_files: bool = True,
 ) -> Path:
     """Write the verdict report (``summary.md``, ``summary.csv``, ``summary.json``,
     ``report.html``) and its figures into ``out_dir`` (with cooldown forks among the runs,
@@ -63,7 +65,8 @@ def compare(
     narrowed by an MLflow ``filter_string`` (which alone searches every experiment). Returns
     ``out_dir``. Raises :class:`CompareError` for an unknown experiment, a parent without
     children, a filter matching nothing, an unreadable store or a bad option. ``bulk=False``
-    forces the ``get_metric_history`` path.
+    forces the ``get_metric_history`` path; ``history_files=False`` makes a tracking server's
+    runs be read through its bulk endpoint even where they have a history file.
     """
     from lrexp.compare import figures, figures_rank
     from lrexp.compare.analysis import analyse
@@ -84,7 +87,13 @@ def compare(
     records, dropped = deduplicate(records)
 
     keys = sorted({k for r in records for k in r.latest if is_lr_key(k) or k in VAL_KEYS})
-    histories = read_histories(client, tracking_uri, [r.run_id for r in records], keys, bulk)
+    vouchers = {
+        r.run_id: (r.tags[TOKEN_TAG], r.latest)
+        for r in records
+        if history_files and TOKEN_TAG in r.tags
+    }
+    run_ids = [r.run_id for r in records]
+    histories = read_histories(client, tracking_uri, run_ids, keys, bulk, vouchers)
     for r in records:
         r.history = histories.get(r.run_id, {})
 

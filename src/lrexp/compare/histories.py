@@ -6,8 +6,8 @@ Each kind of store has its fast path, and every one falls back to MLflow's clien
 - ``sqlite://``: the ``metrics`` table read directly (read-only, one indexed query per run
   and key);
 - ``postgresql://``: the same table read directly with psycopg, one query per key;
-- ``http(s)://``: the server's bulk endpoint (:mod:`lrexp.compare.bulk_http`), many runs per
-  request, requests in parallel.
+- ``http(s)://``: each run's history file where it vouches for one, else the server's bulk
+  endpoint (:mod:`lrexp.compare.bulk_http`), many runs per request, requests in parallel.
 
 ``make bench-compare`` times them on 50 runs x 10k ``lr`` points (README).
 """
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lrexp.compare.bulk_http import http_histories
+from lrexp.compare.bulk_http import Voucher, http_histories
 from lrexp.compare.common import CompareError, History, Point, is_lr_key
 from lrexp.compare.store import first_line, sqlite_path
 
@@ -129,8 +129,11 @@ def read_histories(
     run_ids: Sequence[str],
     keys: Sequence[str],
     bulk: bool = True,
+    vouchers: Mapping[str, Voucher] | None = None,
 ) -> dict[str, History]:
-    """Full histories of ``keys``: the store's bulk path, else (or on failure) the client."""
+    """Full histories of ``keys``: the store's bulk path, else (or on failure) the client.
+    ``vouchers`` (run id -> history-file token and latest metrics) lets a server's runs be
+    read from their history files."""
     if bulk and run_ids and keys:
         database = sqlite_path(tracking_uri)
         try:
@@ -139,7 +142,7 @@ def read_histories(
             if is_postgres(tracking_uri):
                 return postgres_histories(tracking_uri, run_ids, keys)
             if tracking_uri.startswith(("http://", "https://")):
-                return http_histories(tracking_uri, run_ids, keys)
+                return http_histories(tracking_uri, run_ids, keys, vouchers)
         except Exception as err:  # an unexpected schema or server: the slow path still works
             print(
                 f"lrexp-compare: bulk read failed ({first_line(err)}); "

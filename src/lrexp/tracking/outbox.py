@@ -57,11 +57,13 @@ def finish_run(
     run: TrackedRun, record: CloseRecord, planned: Sequence[float], output_dir: Path
 ) -> None:
     """Log the closing artifacts and figures, set the final tags, end with the status."""
-    from lrexp.tracking.artifacts import log_run_figures
+    from lrexp.tracking.artifacts import log_history_file, log_run_figures, stored_histories
 
     for path in record.artifacts:
         run.log_artifact(Path(path))
-    log_run_figures(run, planned, output_dir, record.label)
+    stored = stored_histories(run)
+    log_run_figures(run, planned, stored, output_dir, record.label)
+    log_history_file(run, stored, output_dir)
     run.set_tags(record.tags)
     run.end(record.status)
 

@@ -15,6 +15,7 @@ from mlflow.entities import Dataset, DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from lrexp.errors import TrackingUnavailableError
+from lrexp.tracking.history_file import TOKEN_TAG
 from lrexp.tracking.server import access_error, is_http
 from lrexp.tracking.uri import METRICS_PER_BATCH, PARAMS_PER_BATCH, redact
 
@@ -119,8 +120,11 @@ class TrackedRun:
         self.run_name = run_name
 
     def reopen(self) -> None:
-        """Mark a resumed run RUNNING again and note the last step logged for each metric."""
+        """Mark a resumed run RUNNING again and note the last step logged for each metric; its
+        history file no longer holds every point, so the tag vouching for it goes."""
         run = retry_locked(lambda: self.client.get_run(self.run_id))
+        if TOKEN_TAG in run.data.tags:
+            retry_locked(lambda: self.client.delete_tag(self.run_id, TOKEN_TAG))
         for key in run.data.metrics:
             history = retry_locked(partial(self.client.get_metric_history, self.run_id, key))
             self.logged_until[key] = max(m.step for m in history)
