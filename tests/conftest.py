@@ -11,12 +11,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from lrexp.localserver import MlflowServer, Postgres, postgres_bin
+from lrexp.tracking.history_file import HISTORY_FILE, TOKEN_TAG, read_history_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -47,6 +49,14 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 @pytest.fixture
 def tracking_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+
+
+def history_file_of(client: Any, run_id: str, folder: Path) -> tuple[str, dict[str, Any]]:
+    """The token and histories of the run's history file; the run's tag must vouch for it."""
+    path = client.download_artifacts(run_id, HISTORY_FILE, str(folder))
+    token, history = read_history_file(Path(path).read_bytes())
+    assert client.get_run(run_id).data.tags[TOKEN_TAG] == token
+    return token, history
 
 
 def run_cli(

@@ -17,8 +17,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from conftest import ROOT
-from lrexp.tracking.history_file import HISTORY_FILE, TOKEN_TAG, read_history_file
+from conftest import ROOT, history_file_of
 from lrexp.train import train
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
@@ -37,14 +36,6 @@ class InterruptAt(pl.Callback):
 
 def lr_trace(client: MlflowClient, run_id: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, "lr"))
-
-
-def history_file(client: MlflowClient, run_id: str, folder: Path) -> tuple[str, list[Any]]:
-    """The token and ``lr`` points of the run's history file; the run's tag must vouch for it."""
-    path = client.download_artifacts(run_id, HISTORY_FILE, str(folder))
-    token, history = read_history_file(Path(path).read_bytes())
-    assert client.get_run(run_id).data.tags[TOKEN_TAG] == token
-    return token, history["lr"]
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
@@ -92,8 +83,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     killed = client.get_run(checkpoint["lrexp_run_id"])
     assert killed.info.status == "KILLED"
     assert [s for s, _ in lr_trace(client, killed.info.run_id)] == list(range(stop))
-    token, points = history_file(client, killed.info.run_id, tmp_path / "file-killed")
-    assert points == lr_trace(client, killed.info.run_id)
+    token, stored = history_file_of(client, killed.info.run_id, tmp_path / "file-killed")
+    assert stored["lr"] == lr_trace(client, killed.info.run_id)
 
     result = train(make_cfg(*common, f"paths.output_dir={resumed_dir}", f"ckpt_path={last}"))
     assert result.run_id == killed.info.run_id, "resuming must continue the same MLflow run"
@@ -103,8 +94,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     observed = lr_trace(client, str(result.run_id))
     assert [s for s, _ in observed] == [s for s, _ in expected]  # no duplicate, no gap
     assert observed == expected  # bitwise equal values
-    new_token, points = history_file(client, result.run_id, tmp_path / "file-resumed")
-    assert new_token != token and points == observed  # rewritten with every point
+    new_token, stored = history_file_of(client, result.run_id, tmp_path / "file-resumed")
+    assert new_token != token and stored["lr"] == observed  # rewritten with every point
     ref_weights = weights(tmp_path / "reference" / "checkpoints" / "last.ckpt")
     new_weights = weights(last)
     assert ref_weights.keys() == new_weights.keys()

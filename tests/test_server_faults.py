@@ -21,6 +21,7 @@ import pytorch_lightning as pl
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from conftest import history_file_of
 from lrexp.localserver import MlflowServer
 from lrexp.tracking.spill import SpillFile
 from lrexp.train import train
@@ -92,6 +93,11 @@ def check_run(client: MlflowClient, run_id: str, steps: int, tmp: Path) -> None:
     assert {a.path for a in client.list_artifacts(run_id)} >= FIGURES
     local = client.download_artifacts(run_id, "resolved_config.yaml", str(tmp))
     assert "retry_seconds" in Path(local).read_text()
+    _, stored = history_file_of(client, run_id, tmp / "history")  # written once all was sent
+    for key in ("lr", "val/acc"):
+        history = client.get_metric_history(run_id, key)
+        ordered = sorted(history, key=lambda m: (m.step, m.timestamp))
+        assert stored[key] == [(m.step, m.value) for m in ordered], key
 
 
 @pytest.mark.slow

@@ -18,7 +18,10 @@ from conftest import ROOT, run_cli
 from lrexp.localserver import MlflowServer
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
-RUN_ARTIFACTS = {"resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"}
+RUN_ARTIFACTS = {
+    *("resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"),
+    "metric_history.npz",
+}
 
 
 def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
