@@ -30,7 +30,7 @@ lint: setup
 bench: setup  ## ms per optimizer step: plain PyTorch vs lrexp vs a stock Lightning template
 	$(PY) scripts/bench.py $(ARGS)
 
-bench-compare: setup  ## lrexp-compare on 50 runs x 10k LR points: direct SQLite reads vs MLflow's client
+bench-compare: setup  ## lrexp-compare on 50 runs x 10k LR points: SQLite, PostgreSQL, a server, MLflow's client
 	$(PY) scripts/bench_compare.py $(ARGS)
 
 calibrate: setup  ## lrexp-compare's verdicts by simulation: error rate at Δ=0, CI coverage, seed plans
