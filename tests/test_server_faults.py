@@ -50,18 +50,21 @@ class Outage(pl.Callback):
         self.step_when_restarting: int | None = None
         self.step = 0
         self.killed = False
+        self.killed_ms = self.back_ms = 0  # when the server went and came back
 
     def restart(self) -> None:
         assert self.back_after is not None
         time.sleep(self.back_after)
         self.step_when_restarting = self.step
         self.server.start()
+        self.back_ms = int(time.time() * 1000)
         self.back.set()
 
     def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
         self.step = trainer.global_step
         if self.step == self.kill_at and not self.killed:
             self.killed = True
+            self.killed_ms = int(time.time() * 1000)
             self.server.kill()
             if self.back_after is not None:
                 threading.Thread(target=self.restart, daemon=True).start()
@@ -109,7 +112,13 @@ def test_server_away_20s_mid_run_loses_nothing(
 ) -> None:
     server = new_server()
     epochs = 5
-    cfg = server_cfg(make_cfg, server, f"trainer.max_epochs={epochs}", "logger.retry_seconds=3")
+    cfg = server_cfg(
+        make_cfg,
+        server,
+        f"trainer.max_epochs={epochs}",
+        "logger.retry_seconds=3",
+        "logger.system_metrics_interval=1",
+    )
     outage = Outage(server, kill_at=45, back_after=20, hold_at=epochs * STEPS_PER_EPOCH - 10)
     start = time.monotonic()
     result = train(cfg, callbacks=[outage])
@@ -127,7 +136,13 @@ def test_server_away_20s_mid_run_loses_nothing(
     spill = SpillFile(Path(cfg.paths.output_dir))
     assert spill.exists() and not spill.pending()  # spilled, then all of it sent
     assert result.run_id is not None
-    check_run(MlflowClient(server.url), result.run_id, total, tmp_path / "dl")
+    client = MlflowClient(server.url)
+    check_run(client, result.run_id, total, tmp_path / "dl")
+    # system metrics go through the same outbox: the samples taken while it was away arrive too
+    samples = client.get_metric_history(result.run_id, "system/cpu_utilization_percentage")
+    assert sorted(m.step for m in samples) == list(range(len(samples))), "a sample lost or twice"
+    during = [m for m in samples if outage.killed_ms < m.timestamp < outage.back_ms]
+    assert len(during) >= 10, (len(during), len(samples))
     assert time.monotonic() - start < 240
 
 

@@ -34,6 +34,7 @@ from lrexp.configs import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.spill import CloseRecord, check_unsent
+from lrexp.tracking.system_metrics import system_monitor
 from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
@@ -131,16 +132,6 @@ def start_run(
     return run
 
 
-def system_monitor(cfg: DictConfig, run: TrackedRun) -> Any:
-    """MLflow's sampler of CPU, memory and GPU use for this run (None when switched off)."""
-    if not cfg.logger.get("system_metrics"):
-        return None
-    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-    interval = float(cfg.logger.get("system_metrics_interval", 10))
-    return SystemMetricsMonitor(run.run_id, interval, tracking_uri=run.tracking_uri)
-
-
 #: Called with the open run right after it is opened (e.g. to log an LR search into it).
 OnOpen = Callable[["TrackedRun"], None]
 
@@ -229,7 +220,8 @@ class RunLifecycle:
             self.run.log_artifact(write_plan_csv(self.planned, self.output_dir / "planned_lr.csv"))
         for hook in self.on_open:
             hook(self.run)
-        self.monitor = system_monitor(self.cfg, self.run)
+        resumed = self.resumed_run_id is not None
+        self.monitor = system_monitor(self.cfg, self.run, resumed, self.logger.put)
         if self.monitor is not None:
             self.monitor.start()
         self.logger.flush()

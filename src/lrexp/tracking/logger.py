@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
-from lrexp.tracking.spill import CloseRecord, SpillFile
+from lrexp.tracking.spill import CloseRecord, Point, SpillFile
 from lrexp.tracking.uri import METRICS_PER_BATCH
 
 if TYPE_CHECKING:
@@ -33,7 +34,8 @@ class BufferedMlflowLogger(Logger):
     while the server is away and spills them to ``<spill_dir>/unsent/`` after
     ``retry_seconds``; :meth:`finalize` waits for them. ``run`` may be set later (a run opened
     after its first step): until then points wait in the buffer. Points at steps the store
-    already holds (a resumed run) are dropped at the flush.
+    already holds (a resumed run) are dropped at the flush. :meth:`put` takes points from
+    other threads (the system-metrics sampler) straight to the outbox.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class BufferedMlflowLogger(Logger):
         self.spill = SpillFile(spill_dir if spill_dir is not None else Path.cwd())
         self.retry_seconds = retry_seconds
         self.outbox: Outbox | None = None
+        self.outbox_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -78,15 +81,22 @@ class BufferedMlflowLogger(Logger):
         """Hand every buffered point to the outbox (which sends it in the background)."""
         if not self.buffer or self.run is None:
             return
-        if self.outbox is None:
-            from lrexp.tracking.outbox import Outbox
-
-            self.outbox = Outbox(self.run, self.spill, self.retry_seconds)
         logged = self.run.logged_until
         points = [point for point in self.buffer if point[3] > logged.get(point[0], -1)]
         if points:
-            self.outbox.put(points)
+            self.put(points)
         self.buffer = []
+
+    def put(self, points: list[Point]) -> None:
+        """Hand ``points`` to the outbox (made on first use); safe from any thread."""
+        with self.outbox_lock:
+            if self.run is None:
+                return
+            if self.outbox is None:
+                from lrexp.tracking.outbox import Outbox
+
+                self.outbox = Outbox(self.run, self.spill, self.retry_seconds)
+            self.outbox.put(points)
 
     def drain(self, restart: bool = True) -> bool:
         """Flush and wait for the outbox; True when every point is in the store."""
