@@ -199,3 +199,42 @@ def test_server_never_back_then_lrexp_sync_twice(
     third = sync(output_dir)
     assert third.returncode == 0, third.stderr[-2000:]
     check_run(client, result.run_id, total, tmp_path / "dl2")
+
+
+def test_sweep_parent_with_the_server_away_at_the_end_is_one_line(
+    new_server: Callable[..., MlflowServer],
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A multirun whose server is gone when the sweep ends: no traceback, one line each for
+    the comparison and the parent run, which names the command for later."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from conftest import CONF, tmp_overrides
+    from lrexp.sweep import SweepTracker
+
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)  # TrackedRun sets them; unset again after
+    server = new_server()
+    overrides = [*tmp_overrides(tmp_path), f"logger.tracking_uri={server.url}"]
+    overrides.append(f"hydra.sweep.dir={tmp_path}/sweep")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    tracker = SweepTracker()
+    tracker.on_multirun_start(cfg)
+    parent = tracker.run.run_id
+    server.kill()
+    tracker.on_multirun_end(cfg)  # raises nothing
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lrexp")]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("lrexp: sweep comparison failed: "), lines[0]
+    assert lines[1] == (
+        f"lrexp: the tracking server at {server.url} is away; the sweep's parent run {parent} "
+        "stays RUNNING; once its jobs' points are sent (lrexp-sync <job output dir>), compare "
+        f"them with: lrexp-compare --tracking-uri {server.url} --parent {parent} --out <dir>"
+    )
+    server.start()
+    assert MlflowClient(server.url).get_run(parent).info.status == "RUNNING"

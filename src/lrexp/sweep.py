@@ -47,10 +47,11 @@ class SweepTracker(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.run is None or self.sweep_dir is None:
             return
+        from lrexp.tracking.store import redact
+
         status = "FINISHED"
         try:
             from lrexp.compare import compare
-            from lrexp.tracking.store import redact
 
             out_dir = self.sweep_dir / "comparison"
             compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)  # logs too
@@ -65,4 +66,22 @@ class SweepTracker(Callback):
             status = "FAILED"
             print(f"lrexp: sweep comparison failed: {err}", file=sys.stderr)
         finally:
+            self.end_parent(status)
+
+    def end_parent(self, status: str) -> None:
+        """End the parent run; a server that is away gets one line saying what to do later."""
+        from lrexp.tracking.store import is_unreachable, redact
+
+        try:
             self.run.end(status)
+        except Exception as err:
+            if not is_unreachable(err):
+                raise
+            print(
+                f"lrexp: the tracking server at {redact(self.run.tracking_uri)} is away; the "
+                f"sweep's parent run {self.run.run_id} stays RUNNING; once its jobs' points are "
+                "sent (lrexp-sync <job output dir>), compare them with: lrexp-compare "
+                f"--tracking-uri {redact(self.run.tracking_uri)} --parent {self.run.run_id} "
+                "--out <dir>",
+                file=sys.stderr,
+            )
