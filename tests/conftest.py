@@ -51,6 +51,13 @@ def tracking_uri(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/mlruns/mlflow.db"
 
 
+def experiment_id(client: Any, name: str) -> str:
+    """The id of the experiment ``name``, which must exist."""
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None, f"no experiment {name!r}"
+    return str(experiment.experiment_id)
+
+
 def history_file_of(client: Any, run_id: str, folder: Path) -> tuple[str, dict[str, Any]]:
     """The token and histories of the run's history file; the run's tag must vouch for it."""
     path = client.download_artifacts(run_id, HISTORY_FILE, str(folder))

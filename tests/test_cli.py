@@ -63,8 +63,8 @@ def test_default_run_records_exact_lr_trace(tmp_path: Path) -> None:
     assert run.data.metrics["test/acc"] > 0.5
 
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    expected = {"resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"}
-    assert expected | {"metric_history.npz"} <= artifacts
+    run_files = {"resolved_config.yaml", "planned_lr.csv", "lr_plan.png", "learning_curves.png"}
+    assert run_files | {"metric_history.npz"} <= artifacts
     plan_csv = client.download_artifacts(run.info.run_id, "planned_lr.csv", str(tmp_path))
     with open(plan_csv, newline="") as handle:
         planned = [(int(row["step"]), float(row["planned_lr"])) for row in csv.DictReader(handle)]

@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def write_cifar10(root: Path, per_batch: int, n_test: int, seed: int = 0) -> dic
     return batches
 
 
-def module(name: str, root: Path, **kwargs: object) -> TensorDataModule:
+def module(name: str, root: Path, **kwargs: Any) -> TensorDataModule:
     data = TensorDataModule(DataSpec(name=name, data_dir=str(root), download=False, **kwargs))
     data.setup("fit")
     return data
@@ -267,7 +268,7 @@ def test_offline_sets_have_no_augmentation_but_images_do(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- batching
 
 
-def batches(n: int = 103, **kwargs: object) -> IndexBatches:
+def batches(n: int = 103, **kwargs: Any) -> IndexBatches:
     x = torch.arange(n, dtype=torch.float32)[:, None]
     return IndexBatches(x, torch.arange(n), **kwargs)
 

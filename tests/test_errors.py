@@ -17,7 +17,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from conftest import CONF, run_cli
+from conftest import CONF, experiment_id, run_cli
 from lrexp.errors import ConfigError
 from lrexp.preflight import check_overrides
 from lrexp.resume import read_checkpoint
@@ -119,7 +119,7 @@ def test_divergence_stops_within_one_step_and_is_tagged(tmp_path: Path) -> None:
     assert len(error_lines) == 1 and "diverged: loss is nan at step" in error_lines[0]
     assert "(lr 1e+06)" in error_lines[0] or "lr 999" in error_lines[0]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "FAILED" and run.data.tags["diverged"] == "true"
     step = int(error_lines[0].split("at step ")[1].split()[0])
     lr_steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr"))
@@ -139,7 +139,7 @@ def test_exception_marks_run_failed_after_flushing(
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg, callbacks=[Crash()])
     client = MlflowClient(tracking_uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "FAILED"
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "lr")) == list(
         range(45)
@@ -251,7 +251,7 @@ def test_four_concurrent_writers_lose_no_points(tmp_path: Path) -> None:
         _, stderr = writer.communicate(timeout=300)
         assert writer.returncode == 0, stderr[-2000:]
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("concurrent").experiment_id])
+    runs = client.search_runs([experiment_id(client, "concurrent")])
     jobs = [r for r in runs if r.info.run_name.startswith("job")]
     assert len(jobs) == 4
     for run in jobs:
@@ -286,7 +286,7 @@ def test_sigkilled_run_is_marked_killed_when_compared(tmp_path: Path) -> None:
     time.sleep(3)
     process.kill()
     process.wait(timeout=60)
-    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "RUNNING"
     from lrexp.compare import compare
 

@@ -113,12 +113,18 @@ def test_every_model_trains_on_every_offline_dataset(
     assert result.global_step == epochs * steps
 
 
+def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
+    conv = model.get_submodule("features.0")
+    assert isinstance(conv, torch.nn.Conv2d)
+    return conv
+
+
 def test_channels_last_cnn_computes_the_same_logits_and_gradients() -> None:
     torch.manual_seed(0)
     plain = build_model({"name": "cnn", "channels": [8, 16]}, (3, 16, 16), 10)
     fast = build_model({"name": "cnn", "channels": [8, 16], "channels_last": True}, (3, 16, 16), 10)
     fast.load_state_dict(plain.state_dict())
-    conv = fast.features[0]
+    conv = first_conv(fast)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
     x = torch.randn(4, 3, 16, 16)
@@ -127,7 +133,7 @@ def test_channels_last_cnn_computes_the_same_logits_and_gradients() -> None:
     for loss in losses:
         loss.backward()
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(fast.features[0].weight.grad, plain.features[0].weight.grad)
+    torch.testing.assert_close(first_conv(fast).weight.grad, first_conv(plain).weight.grad)
 
 
 @pytest.mark.usefixtures("restore_threads")

@@ -17,7 +17,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from conftest import ROOT, history_file_of
+from conftest import ROOT, experiment_id, history_file_of
 from lrexp.train import train
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
@@ -88,25 +88,26 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
 
     result = train(make_cfg(*common, f"paths.output_dir={resumed_dir}", f"ckpt_path={last}"))
     assert result.run_id == killed.info.run_id, "resuming must continue the same MLflow run"
-    assert client.get_run(result.run_id).info.status == "FINISHED"
+    run_id = killed.info.run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
 
     expected = lr_trace(client, str(reference.run_id))
-    observed = lr_trace(client, str(result.run_id))
+    observed = lr_trace(client, run_id)
     assert [s for s, _ in observed] == [s for s, _ in expected]  # no duplicate, no gap
     assert observed == expected  # bitwise equal values
-    new_token, stored = history_file_of(client, result.run_id, tmp_path / "file-resumed")
+    new_token, stored = history_file_of(client, run_id, tmp_path / "file-resumed")
     assert new_token != token and stored["lr"] == observed  # rewritten with every point
     ref_weights = weights(tmp_path / "reference" / "checkpoints" / "last.ckpt")
     new_weights = weights(last)
     assert ref_weights.keys() == new_weights.keys()
     for key in ref_weights:
         assert torch.equal(ref_weights[key], new_weights[key]), key
-    final = client.get_run(str(result.run_id)).data.metrics
+    final = client.get_run(run_id).data.metrics
     expected_final = client.get_run(str(reference.run_id)).data.metrics
     for key in ("train/loss", "train/acc", "val/acc", "val/loss", "test/acc", "test/loss"):
         assert final[key] == expected_final[key], key
     for key in ("val/acc", "train/loss"):
-        history = sorted((m.step, m.value) for m in client.get_metric_history(result.run_id, key))
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
         reference_history = client.get_metric_history(str(reference.run_id), key)
         assert history == sorted((m.step, m.value) for m in reference_history), key
 
@@ -151,7 +152,7 @@ def test_sigterm_checkpoints_marks_killed_and_resumes_the_same_run(tmp_path: Pat
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     assert 0 < step < epochs * STEPS_PER_EPOCH
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
-    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "KILLED"
     assert [s for s, _ in lr_trace(client, run.info.run_id)] == list(range(step))
 
@@ -163,7 +164,7 @@ def test_sigterm_checkpoints_marks_killed_and_resumes_the_same_run(tmp_path: Pat
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    runs = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    runs = client.search_runs([experiment_id(client, "lrexp")])
     assert [r.info.run_id for r in runs] == [run.info.run_id]
     assert runs[0].info.status == "FINISHED"
     total = epochs * STEPS_PER_EPOCH

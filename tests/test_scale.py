@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from conftest import run_cli
+from conftest import experiment_id, run_cli
 from lrexp.plan import planned_steps
 
 STEPS_PER_EPOCH = 40  # digits: ceil(1257 / 32) global batches
@@ -41,7 +41,7 @@ def test_two_process_cpu_ddp_logs_one_complete_run(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Starting with 2 processes" in result.stdout + result.stderr
     client = store(tmp_path)
-    (run,) = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer.devices"] == "2"
     # each rank takes half of every global batch: the step count is the single-process one
@@ -72,7 +72,7 @@ def test_joblib_multirun_records_every_run_completely(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     client = store(tmp_path)
-    runs = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    runs = client.search_runs([experiment_id(client, "lrexp")])
     parents = [r for r in runs if r.data.tags.get("sweep") == "parent"]
     children = [r for r in runs if r not in parents]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

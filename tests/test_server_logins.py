@@ -60,7 +60,7 @@ def runs_named(server: MlflowServer, experiment: str) -> list[object]:
     with admin_env():
         client = MlflowClient(server.url)
         found = client.get_experiment_by_name(experiment)
-        return client.search_runs([found.experiment_id]) if found else []
+        return list(client.search_runs([found.experiment_id])) if found else []
 
 
 @pytest.mark.parametrize(

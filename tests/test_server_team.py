@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ def steps(client: MlflowClient, run_id: str, key: str) -> list[int]:
     return sorted(m.step for m in client.get_metric_history(run_id, key))
 
 
-def experiment_runs(client: MlflowClient, name: str) -> list:  # type: ignore[type-arg]
+def experiment_runs(client: MlflowClient, name: str) -> list[Any]:
     experiment = client.get_experiment_by_name(name)
     assert experiment is not None, name
     return client.search_runs([experiment.experiment_id])

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from conftest import experiment_id
 from lrexp.compare import main
 from lrexp.compare.calibration import coverage, false_calls, simulated_power
 from lrexp.compare.stats import ALPHA, SEED
@@ -379,7 +380,7 @@ def test_real_sweep_then_lrexp_compare_parent(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     client = MlflowClient(uri)
-    runs = client.search_runs([client.get_experiment_by_name("lrexp").experiment_id])
+    runs = client.search_runs([experiment_id(client, "lrexp")])
     (parent,) = [r.info.run_id for r in runs if r.data.tags.get("sweep") == "parent"]
     logged = {a.path for a in client.list_artifacts(parent)}
     figures = {"forest.png", "learning_curves.png", "paired_seeds.png", "beats_heatmap.png"}
