@@ -11,14 +11,10 @@ installs both. ``LREXP_UPDATE_DOCS=1`` also copies the screenshot to ``docs/mlfl
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, run_cli
+from lrexp.localserver import QUIET_SERVER_ENV, MlflowServer
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -40,12 +37,6 @@ CHROMIUM_ARGS = [
     # CI machines may set http_proxy; the server is on loopback and must be reached directly.
     "--no-proxy-server",
 ]
-# Quiet, offline, single-process server: no telemetry, no job-runner processes.
-SERVER_ENV = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-}
 SERVER_START_TIMEOUT = 90.0  # seconds; ~10 s on an idle 2-core machine
 UI_TIMEOUT_MS = 60_000  # per Playwright wait; the UI is a React app that loads lazily
 DOCS_SCREENSHOT = ROOT / "docs" / "mlflow_ui.png"
@@ -61,12 +52,6 @@ def chromium_path() -> str | None:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def loopback_works() -> bool:
     """Whether this sandbox lets a process connect to its own 127.0.0.1 listener."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
@@ -77,79 +62,6 @@ def loopback_works() -> bool:
                 return True
         except OSError:
             return False
-
-
-class MlflowServer:
-    """``mlflow server`` on a free 127.0.0.1 port, stopped (with its worker) on exit."""
-
-    def __init__(self, backend_uri: str, cwd: Path) -> None:
-        self.backend_uri = backend_uri
-        self.cwd = cwd
-        self.log = cwd / "mlflow-server.log"
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> MlflowServer:
-        port = self.url.rsplit(":", 1)[1]
-        cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri]
-        cmd += ["--host", "127.0.0.1", "--port", port, "--workers", "1"]
-        with self.log.open("w") as out:
-            # Own session, so that the server and its uvicorn worker stop together.
-            self.proc = subprocess.Popen(
-                cmd,
-                cwd=self.cwd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **SERVER_ENV},
-                start_new_session=True,
-            )
-        return self
-
-    def wait_until_up(self, timeout: float = SERVER_START_TIMEOUT) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        last_answer = "no answer yet"
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            last_answer = self.probe_health()
-            if last_answer == "200":
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow server not up after {timeout}s (last /health: {last_answer}):\n"
-                    f"{self.log_tail()}"
-                )
-            time.sleep(0.25)
-
-    def probe_health(self) -> str:
-        """GET /health straight to the loopback port (urllib would honour http_proxy)."""
-        host, port = self.url.removeprefix("http://").rsplit(":", 1)
-        connection = http.client.HTTPConnection(host, int(port), timeout=5)
-        try:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            body = response.read(200).decode(errors="replace")
-            return "200" if response.status == 200 else f"{response.status} {body!r}"
-        except OSError as err:
-            return f"{type(err).__name__}: {err}"
-        finally:
-            connection.close()
-
-    def log_tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
 
 
 @pytest.mark.slow
@@ -180,7 +92,9 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
     client.search_experiments()
     lap("store")
 
-    with MlflowServer(backend_uri, tmp_path) as server:
+    server = MlflowServer(backend_uri, tmp_path / "server")
+    server.launch()
+    try:
         # 1. A real sweep, run the way a user runs it: a parent run with two children.
         result = run_cli(
             [
@@ -191,7 +105,7 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
                 "trainer.enable_model_summary=false",
             ],
             cwd=tmp_path,
-            env=SERVER_ENV,
+            env=QUIET_SERVER_ENV,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         experiment = client.get_experiment_by_name("lrexp")
@@ -204,7 +118,7 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
         lap("sweep")
 
         # 2. The server answers.
-        server.wait_until_up()
+        server.wait_until_answering(SERVER_START_TIMEOUT)
         lap("server")
 
         # 3. A real browser.
@@ -244,6 +158,8 @@ def test_mlflow_ui_shows_sweep_runs_and_lr_chart(tmp_path: Path) -> None:
             finally:
                 browser.close()
         lap("ui")
+    finally:
+        server.kill()
     print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
     assert shot.stat().st_size > 10_000

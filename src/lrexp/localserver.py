@@ -26,6 +26,12 @@ INSTALL_HINT = "install it with: apt-get install -y postgresql"
 #: a migrated MLflow schema that each test's database is copied from (CREATE DATABASE TEMPLATE)
 TEMPLATE_DB = "mlflow_template"
 ADMIN = ("admin", "admin-secret-pw-1")
+#: an offline, single-process server: no telemetry, no job-runner processes
+QUIET_SERVER_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
 
 
 def free_port() -> int:
@@ -139,13 +145,20 @@ class MlflowServer:
         root.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 120) -> MlflowServer:
+        """Launch the server and wait until it answers."""
+        self.launch()
+        self.wait_until_answering(timeout)
+        return self
+
+    def launch(self) -> None:
+        """Start the server process without waiting for it (it migrates, then listens)."""
         args = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, **QUIET_SERVER_ENV}
         for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             env.pop(name, None)
         if self.auth:
@@ -163,8 +176,6 @@ class MlflowServer:
             self.process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
             )
-        self.wait_until_answering(timeout)
-        return self
 
     def wait_until_answering(self, timeout: float) -> None:
         """Return once ``/health`` answers 200; raise with its last answer and the log tail."""
@@ -173,15 +184,18 @@ class MlflowServer:
         answer = "no answer yet"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"mlflow server exited: {self.log_tail()}")
             answer = health(self.port)
             if answer == "200":
                 return
             time.sleep(0.3)
         raise RuntimeError(
             f"mlflow server did not answer /health in {timeout} s (last: {answer}): "
-            f"{self.log.read_text()[-3000:]}"
+            f"{self.log_tail()}"
         )
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL the server and its workers (as a crash or an OOM kill would)."""

@@ -52,6 +52,16 @@ class BufferedMlflowLogger(Logger):
         self.outbox: Outbox | None = None
         self.outbox_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the lock and the outbox's thread, which cannot be pickled (DDP's spawn
+        pickles the Trainer); a spawned process makes its own outbox when it logs."""
+        state = {k: v for k, v in self.__dict__.items() if k != "outbox_lock"}
+        return {**state, "outbox": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.outbox_lock = threading.Lock()
+
     @property
     def name(self) -> str:
         return self.run.experiment_name if self.run is not None else "lrexp"

@@ -101,14 +101,8 @@ class TrackedRun:
         run_id: str | None,
     ) -> None:
         if run_id is None:
-            experiment = retry_locked(lambda: self.client.get_experiment_by_name(experiment_name))
-            if experiment is None:
-                location = artifact_uri(self.tracking_uri, artifact_location)
-                experiment_id = retry_locked(
-                    lambda: self.client.create_experiment(experiment_name, location)
-                )
-            else:
-                experiment_id = experiment.experiment_id
+            location = artifact_uri(self.tracking_uri, artifact_location)
+            experiment_id = self.experiment_id(experiment_name, location)
             run = retry_locked(
                 lambda: self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
             )
@@ -118,6 +112,24 @@ class TrackedRun:
         self.logged_until: dict[str, int] = {}
         self.experiment_name = experiment_name
         self.run_name = run_name
+
+    def experiment_id(self, name: str, location: str | None) -> str:
+        """The id of experiment ``name``, created when missing; another process creating it
+        at the same moment (runs started together) is not an error."""
+        from mlflow.exceptions import MlflowException
+
+        experiment = retry_locked(lambda: self.client.get_experiment_by_name(name))
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        try:
+            return str(retry_locked(lambda: self.client.create_experiment(name, location)))
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = retry_locked(lambda: self.client.get_experiment_by_name(name))
+        if experiment is None:  # created and deleted again in between
+            raise MlflowException(f"experiment {name!r} vanished while it was being created")
+        return str(experiment.experiment_id)
 
     def reopen(self) -> None:
         """Mark a resumed run RUNNING again and note the last step logged for each metric; its
