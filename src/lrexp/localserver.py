@@ -49,7 +49,7 @@ def health(port: int) -> str:
         connection.request("GET", "/health")
         response = connection.getresponse()
         return "200" if response.status == 200 else f"HTTP {response.status}"
-    except OSError as err:
+    except (OSError, http.client.HTTPException) as err:
         return f"{type(err).__name__}: {err}"
     finally:
         connection.close()

@@ -11,9 +11,9 @@ are asked one run per request, validation keys 100 runs per request; requests go
 parallel. ``.../get-history-bulk-interval`` is not used: it samples (<= 2,500 points a run).
 
 Before any of that, a run that vouches for its history file (:mod:`lrexp.tracking.history_file`)
-is read from that one artifact (``/get-artifact``), about a tenth of the server's time; a file
-that is missing, carries another token or disagrees with the run's latest metrics is ignored
-and the run goes through the bulk endpoint.
+is read from that one artifact (``/get-artifact``), which the server sends as a file instead of
+building a row per point; a file that is missing, carries another token or disagrees with the
+run's latest metrics is ignored and the run goes through the bulk endpoint.
 
 Credentials are MLflow's: ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (or
 ``MLFLOW_TRACKING_TOKEN``), or a ``user:password@`` in the URI.
