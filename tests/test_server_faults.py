@@ -233,7 +233,7 @@ def test_sweep_parent_with_the_server_away_at_the_end_is_one_line(
     assert lines[0].startswith("lrexp: sweep comparison failed: "), lines[0]
     assert lines[1] == (
         f"lrexp: the tracking server at {server.url} is away; the sweep's parent run {parent} "
-        "stays RUNNING; once its jobs' points are sent (lrexp-sync <job output dir>), compare "
+        f"stays RUNNING; once its jobs' points are sent (lrexp-sync {tmp_path}/sweep), compare "
         f"them with: lrexp-compare --tracking-uri {server.url} --parent {parent} --out <dir>"
     )
     server.start()

@@ -46,3 +46,42 @@ def test_a_new_run_refuses_a_folder_with_another_runs_unsent_records(tmp_path: P
         check_unsent(tmp_path, None)
     spill.mark_sent(spill.path.stat().st_size)
     check_unsent(tmp_path, None)
+
+
+def test_lrexp_sync_sends_every_run_under_a_sweep_folder_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from lrexp.sync import main
+    from lrexp.tracking.store import TrackedRun
+
+    uri = f"sqlite:///{tmp_path}/store.db"
+    sweep = tmp_path / "sweep"
+    run_ids = []
+    for job in ("0", "1"):  # two jobs of a sweep, each with points kept during an outage
+        run_id = TrackedRun(uri, "sweep", f"job{job}", {}).run_id
+        spill = SpillFile(sweep / job)
+        spill.start(run_id, uri, "sweep")
+        spill.append_points([("lr", 0.1 / (step + 1), 1000 + step, step) for step in range(3)])
+        run_ids.append(run_id)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for expected in (
+        [f"lrexp-sync: sent 3 points to run {run_id} at {uri}" for run_id in run_ids],
+        [f"lrexp-sync: nothing to send: every record of run {r} is stored" for r in run_ids],
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(sweep)])
+        assert exit_info.value.code == 0
+        assert capsys.readouterr().out.splitlines() == expected
+    client = MlflowClient(uri)
+    for run_id in run_ids:
+        history = client.get_metric_history(run_id, "lr")
+        assert sorted((m.step, m.value) for m in history) == [(0, 0.1), (1, 0.05), (2, 0.1 / 3)]
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "empty")])
+    assert exit_info.value.code == 2
+    missing = f"no unsent/records.jsonl in or under {tmp_path}/empty"
+    assert capsys.readouterr().err == f"lrexp-sync: error: nothing to send: {missing}\n"

@@ -80,7 +80,7 @@ class SweepTracker(Callback):
             print(
                 f"lrexp: the tracking server at {redact(self.run.tracking_uri)} is away; the "
                 f"sweep's parent run {self.run.run_id} stays RUNNING; once its jobs' points are "
-                "sent (lrexp-sync <job output dir>), compare them with: lrexp-compare "
+                f"sent (lrexp-sync {self.sweep_dir}), compare them with: lrexp-compare "
                 f"--tracking-uri {redact(self.run.tracking_uri)} --parent {self.run.run_id} "
                 "--out <dir>",
                 file=sys.stderr,
