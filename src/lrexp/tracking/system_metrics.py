@@ -23,8 +23,6 @@ from lrexp.tracking.spill import Point
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
 
-PREFIX = "system/"
-
 
 def system_monitor(
     cfg: DictConfig, run: TrackedRun, resumed: bool, deliver: Callable[[list[Point]], None]
@@ -45,7 +43,7 @@ def system_monitor(
                 self.publish_metrics(self.aggregate_metrics())
 
         def publish_metrics(self, metrics: dict[str, float]) -> None:
-            prefix = PREFIX + (f"{self.node_id}/" if self.node_id else "")
+            prefix = self._metrics_prefix + (f"{self.node_id}/" if self.node_id else "")
             now = int(time.time() * 1000)
             step = self._logging_step
             deliver([(prefix + key, float(value), now, step) for key, value in metrics.items()])
