@@ -1,8 +1,8 @@
 """A run's LR and learning-curve histories as one artifact, for fast reads over HTTP.
 
-A tracking server answers metric histories row by row through its ORM: MLflow 3.17's bulk
-endpoint spends about as much server time per point as a direct SQL read spends per run, so
-comparing long runs over HTTP is slow however the requests are spread. When a run ends, lrexp
+A tracking server answers metric histories row by row through its ORM: through MLflow 3.17's
+bulk endpoint a comparison of 50 runs x 10,000 LR points took 3.3x as long as from the SQLite
+file, and 1.03x with these files (README, "Performance"). When a run ends, lrexp
 reads its LR keys and learning-curve keys back from the store (its figures need them anyway)
 and logs them as :data:`HISTORY_FILE`, a compressed NumPy archive, together with a random
 token set as the run's tag :data:`TOKEN_TAG`. A run opened again (a resume) has the tag
