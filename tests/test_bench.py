@@ -7,11 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from lrexp.bench import cli as bench_cli
 from lrexp.bench import steps as bench
-from lrexp.data import DataSpec, TensorDataModule
+from lrexp.data import TensorDataModule
+from lrexp.parts import build_datamodule
 from lrexp.tracking.store import TrackedRun
 
 
@@ -21,7 +21,8 @@ def test_lrexp_losses_match_the_plain_loop(workload: str, tmp_path: Path) -> Non
     the LR traced to a real MLflow store on the way."""
     steps = 45  # more than one epoch of digits at batch 32
     cfg = bench.bench_config(bench.WORKLOADS[workload], tmp_path)
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+    data = build_datamodule(cfg.dataset)
+    assert isinstance(data, TensorDataModule)
     data.setup("fit")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})

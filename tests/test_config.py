@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
-from lrexp.optim import SCHEDULE_FREE
+from lrexp.optim import schedule_free_class
+from lrexp.targets import locate
 from lrexp.validate import validate
 
 GROUPS = ("dataset", "model", "optimizer", "schedule", "trainer", "logger", "callbacks", "paths")
@@ -38,7 +39,7 @@ def test_every_option_composes_and_validates(
 ) -> None:
     cfg = make_cfg(f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True)
-    if cfg.optimizer.name in SCHEDULE_FREE:  # schedule-free needs schedule=constant
+    if schedule_free_class(locate(cfg.optimizer._target_, "optimizer")):  # needs constant
         with pytest.raises(ConfigError, match=r"needs schedule=constant"):
             validate(cfg)
         validate(make_cfg(f"{group}={option}", "schedule=constant"))

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import run_cli
-from lrexp.data import DataSpec, TensorDataModule
+from lrexp.data import TensorDataModule
 from lrexp.data.augment import random_shift_flip
 from lrexp.data.batching import IndexBatches
 from lrexp.data.sources import SOURCES
@@ -76,7 +76,7 @@ def write_cifar10(root: Path, per_batch: int, n_test: int, seed: int = 0) -> dic
 
 
 def module(name: str, root: Path, **kwargs: Any) -> TensorDataModule:
-    data = TensorDataModule(DataSpec(name=name, data_dir=str(root), download=False, **kwargs))
+    data = TensorDataModule(name=name, data_dir=str(root), download=False, **kwargs)
     data.setup("fit")
     return data
 
@@ -219,8 +219,10 @@ def test_failed_download_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 # --------------------------------------------------------------------------- offline sets
 
 
-def spec_of(cfg: DictConfig) -> DataSpec:
-    return DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True))  # type: ignore[arg-type]
+def spec_of(cfg: DictConfig) -> dict[str, Any]:
+    """The tensor data module's keyword arguments in ``cfg`` (its node without ``_target_``)."""
+    node: dict[str, Any] = OmegaConf.to_container(cfg.dataset, resolve=True)  # type: ignore[assignment]
+    return {k: v for k, v in node.items() if k != "_target_"}
 
 
 @pytest.mark.parametrize(
@@ -231,7 +233,7 @@ def test_offline_sets(
     make_cfg: Callable[..., DictConfig], name: str, sizes: tuple[int, int, int], shape: tuple
 ) -> None:
     spec = spec_of(make_cfg(f"dataset={name}"))
-    data = TensorDataModule(spec)
+    data = TensorDataModule(**spec)
     data.setup("fit")
     assert (data.size("train"), data.size("val"), data.size("test")) == sizes
     assert data.input_shape == shape and data.num_classes == 10
@@ -241,13 +243,13 @@ def test_offline_sets(
         assert y.dtype == torch.int64 and set(y.tolist()) == set(range(10))
     assert_standardized(data.splits["train"][0])
 
-    again = TensorDataModule(spec)
+    again = TensorDataModule(**spec)
     again.setup("fit")
     for split in ("train", "val", "test"):
         for a, b in zip(data.splits[split], again.splits[split], strict=True):
             assert torch.equal(a, b)
 
-    other = TensorDataModule(DataSpec(**{**spec.__dict__, "split_seed": 1}))
+    other = TensorDataModule(**{**spec, "split_seed": 1})
     other.setup("fit")
     assert not torch.equal(other.splits["val"][1], data.splits["val"][1])
     assert torch.equal(other.splits["test"][1], data.splits["test"][1])  # test split is fixed
@@ -260,7 +262,7 @@ def test_offline_sets_have_no_augmentation_but_images_do(tmp_path: Path) -> None
     data = module("mnist", tmp_path, val_size=10, shift=2)
     assert data.train_dataloader().augment is not None
     assert data.val_dataloader().augment is None and data.test_dataloader().augment is None
-    signal = TensorDataModule(DataSpec(name="mnist1d", val_size=500, test_size=0, shift=2))
+    signal = TensorDataModule(name="mnist1d", val_size=500, test_size=0, shift=2)
     signal.setup("fit")
     assert signal.train_dataloader().augment is None  # shifts apply to images only
 

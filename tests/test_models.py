@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
+from lrexp.data import DataInfo
 from lrexp.errors import ConfigError
-from lrexp.models import LSTM, MODELS, build_model
+from lrexp.models import LSTM
+from lrexp.parts import build_model
 from lrexp.train import train
+
+MODELS = ("cnn", "lstm", "mlp")  # conf/model/*.yaml
+
+
+def build(node: Mapping[str, Any], shape: tuple[int, ...], classes: int = 10) -> torch.nn.Module:
+    """The model ``node`` names, offered ``shape`` and ``classes`` as a run offers them."""
+    return build_model(node, DataInfo(shape, classes, 1))
+
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 40), (1, 8, 8), (2, 39)]
 
@@ -33,7 +44,7 @@ def test_configured_models_give_logits_for_every_input_kind(
     torch.set_num_threads(1)
     torch.manual_seed(0)
     for shape in SHAPES:
-        net = build_model(cfg.model, shape, 10)
+        net = build(cfg.model, shape)
         x = torch.randn(4, *shape)
         logits = net(x)
         assert logits.shape == (4, 10), (name, shape)
@@ -48,13 +59,13 @@ def test_configured_models_give_logits_for_every_input_kind(
 def test_bad_model_settings_are_config_errors() -> None:
     # the key the message is about is named (it was model.<name> before issue 11)
     with pytest.raises(ConfigError, match=r"model\.readout: readout must be one of"):
-        build_model({"name": "lstm", "readout": "first"}, (1, 40), 10)
+        build({"_target_": "lrexp.models.LSTM", "readout": "first"}, (1, 40))
     with pytest.raises(ConfigError, match=r"model\.norm: norm must be one of"):
-        build_model({"name": "mlp", "norm": "group"}, (1, 8, 8), 10)
-    with pytest.raises(ConfigError, match=r"model\.widths: .*unexpected keyword"):
-        build_model({"name": "cnn", "widths": [8]}, (1, 8, 8), 10)
-    with pytest.raises(ConfigError, match=r"model\.cnn"):
-        build_model({"name": "cnn"}, (40,), 10)
+        build({"_target_": "lrexp.models.MLP", "norm": "group"}, (1, 8, 8))
+    with pytest.raises(ConfigError, match=r"model\.widths: CNN takes no argument 'widths'"):
+        build({"_target_": "lrexp.models.CNN", "widths": [8]}, (1, 8, 8))
+    with pytest.raises(ConfigError, match=r"model\._target_: CNN needs \(C, L\)"):
+        build({"_target_": "lrexp.models.CNN"}, (40,))
 
 
 def test_lstm_reads_rows_and_chunks() -> None:
@@ -121,8 +132,10 @@ def first_conv(model: torch.nn.Module) -> torch.nn.Conv2d:
 
 def test_channels_last_cnn_computes_the_same_logits_and_gradients() -> None:
     torch.manual_seed(0)
-    plain = build_model({"name": "cnn", "channels": [8, 16]}, (3, 16, 16), 10)
-    fast = build_model({"name": "cnn", "channels": [8, 16], "channels_last": True}, (3, 16, 16), 10)
+    plain = build({"_target_": "lrexp.models.CNN", "channels": [8, 16]}, (3, 16, 16))
+    fast = build(
+        {"_target_": "lrexp.models.CNN", "channels": [8, 16], "channels_last": True}, (3, 16, 16)
+    )
     fast.load_state_dict(plain.state_dict())
     conv = first_conv(fast)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)

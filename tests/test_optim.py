@@ -19,13 +19,21 @@ from lrexp.train import train
 
 def test_weight_decay_spares_biases_and_norm_weights() -> None:
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
-    optimizer = build_optimizer(net, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1})
+    optimizer = build_optimizer(
+        net, {"_target_": "torch.optim.AdamW", "lr": 0.01, "weight_decay": 0.1}
+    )
     decay, no_decay = optimizer.param_groups
     assert (decay["name"], decay["weight_decay"]) == ("decay", 0.1)
     assert (no_decay["name"], no_decay["weight_decay"]) == ("no_decay", 0.0)
     assert {p.ndim for p in decay["params"]} == {2} and {p.ndim for p in no_decay["params"]} == {1}
     everything = build_optimizer(
-        net, {"name": "adamw", "lr": 0.01, "weight_decay": 0.1, "decay_norm_and_bias": True}
+        net,
+        {
+            "_target_": "torch.optim.AdamW",
+            "lr": 0.01,
+            "weight_decay": 0.1,
+            "decay_norm_and_bias": True,
+        },
     )
     assert len(everything.param_groups) == 1
 
@@ -66,7 +74,9 @@ def test_group_lr_scale_by_name_pattern(
     make_cfg: Callable[..., DictConfig], tracking_uri: str
 ) -> None:
     net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    optimizer = build_optimizer(net, {"name": "sgd", "lr": 0.1, "group_lr_scale": {r"^2\.": 10.0}})
+    optimizer = build_optimizer(
+        net, {"_target_": "torch.optim.SGD", "lr": 0.1, "group_lr_scale": {r"^2\.": 10.0}}
+    )
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert groups.keys() == {r"^2\.", "all"}
     assert groups[r"^2\."]["lr"] == 1.0 and groups["all"]["lr"] == 0.1

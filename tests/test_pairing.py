@@ -12,9 +12,9 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from lrexp.data import DataSpec, TensorDataModule
+from lrexp.data import DataInfo, TensorDataModule
 from lrexp.digests import weights_digest
-from lrexp.models import build_model
+from lrexp.parts import build_model
 from lrexp.train import train
 
 ARMS = {
@@ -62,7 +62,7 @@ def test_arms_sharing_a_seed_log_equal_digests_and_other_seeds_differ(
 
 def test_weights_digest_sees_one_changed_weight() -> None:
     pl.seed_everything(0, verbose=False)
-    net = build_model({"name": "mlp"}, (64,), 10)
+    net = build_model({"_target_": "lrexp.models.MLP"}, DataInfo((64,), 10, 1))
     before = weights_digest(net)
     with torch.no_grad():
         next(net.parameters()).view(-1)[0] += 1e-6
@@ -71,7 +71,7 @@ def test_weights_digest_sees_one_changed_weight() -> None:
 
 def test_order_digest_follows_the_training_order_and_augmentation() -> None:
     def digest(**changes: object) -> str:
-        data = TensorDataModule(DataSpec(name="digits", **changes))  # type: ignore[arg-type]
+        data = TensorDataModule(name="digits", **changes)
         data.setup("fit")
         return data.order_digest()
 

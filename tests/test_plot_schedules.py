@@ -52,9 +52,9 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     import pytorch_lightning as pl
     from torch.optim import Optimizer
 
-    from lrexp.data import DataSpec, TensorDataModule
-    from lrexp.models import build_model
+    from lrexp.data import describe
     from lrexp.module import Classifier, StepOptions
+    from lrexp.parts import build_datamodule, build_model
 
     class Record(pl.Callback):
         def __init__(self) -> None:
@@ -73,12 +73,12 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
             self.momenta.append(group.get("momentum"))
 
     pl.seed_everything(0, verbose=False)
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
-    data.setup("fit")
+    data = build_datamodule(cfg.dataset)
+    info = describe(data, load=True)
     trainer_kwargs, steps = StepOptions.split(cfg.trainer)
     module = Classifier(
-        build_model(cfg.model, data.input_shape, data.num_classes),
-        data.num_classes,
+        build_model(cfg.model, info),
+        info.num_classes,
         OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
         OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
         steps,

@@ -1,38 +1,29 @@
-"""Optimizer factory: ``conf/optimizer/<name>.yaml`` to a torch optimizer with param groups."""
+"""Optimizer factory: any ``torch.optim.Optimizer`` named by ``_target_`` (lrexp's presets in
+``conf/optimizer/`` are such nodes), built on lrexp's parameter groups: no weight decay on
+biases and norm weights, and per-group LR multipliers."""
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import schedulefree
 import torch
 from torch import nn
 
 from lrexp.errors import ConfigError, named_config_error
+from lrexp.targets import accepted, arguments_of, target_of
 
-#: name -> (torch class, fixed keyword arguments that define the variant)
-OPTIMIZERS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any]]] = {
-    "sgd": (torch.optim.SGD, {}),
-    "momentum": (torch.optim.SGD, {"nesterov": False}),
-    "nesterov": (torch.optim.SGD, {"nesterov": True}),
-    "adam": (torch.optim.Adam, {}),
-    "amsgrad": (torch.optim.Adam, {"amsgrad": True}),
-    "adamw": (torch.optim.AdamW, {}),
-    "adamax": (torch.optim.Adamax, {}),
-    "nadam": (torch.optim.NAdam, {}),
-    "radam": (torch.optim.RAdam, {}),
-    "rmsprop": (torch.optim.RMSprop, {}),
-    "adagrad": (torch.optim.Adagrad, {}),
-    "adadelta": (torch.optim.Adadelta, {}),
-    "sf_adamw": (schedulefree.AdamWScheduleFree, {}),
-    "sf_sgd": (schedulefree.SGDScheduleFree, {}),
-}
-#: Schedule-free optimizers (Defazio et al. 2024): they average iterates instead of decaying
-#: the LR, need train()/eval() switching, and only make sense with a constant schedule.
-SCHEDULE_FREE = ("sf_adamw", "sf_sgd")
+#: Keys handled by lrexp rather than passed to the optimizer class.
+LREXP_KEYS = (
+    "name",
+    "lr",
+    "decay_norm_and_bias",
+    "group_lr_scale",
+    "scale_lr",
+    "reference_batch_size",
+)
+SCALE_RULES = ("none", "linear", "sqrt")
 
 
 def scaled_lr(lr: float, rule: str, global_batch: int, reference_batch: int) -> float:
@@ -65,18 +56,6 @@ def schedule_free_lr(group: Mapping[str, Any]) -> float:
     return float(group["lr"]) * (min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0)
 
 
-#: Keys handled by lrexp rather than passed to the torch class.
-LREXP_KEYS = (
-    "name",
-    "lr",
-    "decay_norm_and_bias",
-    "group_lr_scale",
-    "scale_lr",
-    "reference_batch_size",
-)
-SCALE_RULES = ("none", "linear", "sqrt")
-
-
 def check_lr(value: Any) -> float:
     """The base LR as a positive float, or a ConfigError naming ``optimizer.lr``."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
@@ -84,21 +63,30 @@ def check_lr(value: Any) -> float:
     return float(value)
 
 
+def schedule_free_class(cls: type) -> bool:
+    """Schedule-free optimizers (Defazio et al. 2024, the ``schedulefree`` package) average
+    iterates instead of decaying the LR and switch with ``train()``/``eval()``: they only make
+    sense with a constant schedule."""
+    return callable(getattr(cls, "train", None)) and callable(getattr(cls, "eval", None))
+
+
 def optimizer_kwargs(cfg: Mapping[str, Any]) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
-    """Resolve the torch class and its keyword arguments, rejecting unknown keys."""
-    name = cfg.get("name")
-    if not isinstance(name, str) or name not in OPTIMIZERS:
-        raise ConfigError("optimizer.name", f"must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
-    cls, fixed = OPTIMIZERS[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params", "lr"}
-    kwargs = {k: v for k, v in cfg.items() if k not in LREXP_KEYS}
+    """The optimizer class ``cfg['_target_']`` names and its keyword arguments: every key but
+    lrexp's (:data:`LREXP_KEYS`) and Hydra's; a key the class does not take is refused."""
+    cls = target_of(cfg, "optimizer")
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise ConfigError(
+            "optimizer._target_", f"{cfg.get('_target_')} is not a torch.optim.Optimizer class"
+        )
+    kwargs = arguments_of(cfg, LREXP_KEYS)
+    names, extra = accepted(cls)
+    allowed = names - {"self", "params", "lr"}
     for key in kwargs:
-        if key not in accepted:
+        if key not in allowed and not extra:
             raise ConfigError(
                 f"optimizer.{key}",
-                f"unknown key for {name}; allowed: {', '.join(sorted(accepted))}",
+                f"unknown key for {cls.__qualname__}; allowed: {', '.join(sorted(allowed))}",
             )
-    kwargs.update(fixed)
     return cls, kwargs
 
 
@@ -136,7 +124,7 @@ def param_groups(
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Build the optimizer named ``cfg['name']`` at base LR ``cfg['lr']``."""
+    """Build the optimizer ``cfg['_target_']`` names at base LR ``cfg['lr']``."""
     lr = check_lr(cfg.get("lr"))
     cls, kwargs = optimizer_kwargs(cfg)
     lr_scale = dict(cfg.get("group_lr_scale") or {})
@@ -153,4 +141,4 @@ def build_optimizer(model: nn.Module, cfg: Mapping[str, Any]) -> torch.optim.Opt
     try:
         return cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
     except (TypeError, ValueError) as err:
-        raise named_config_error("optimizer", kwargs, err, f"optimizer.{cfg['name']}") from None
+        raise named_config_error("optimizer", kwargs, err, "optimizer._target_") from None

@@ -2,14 +2,16 @@
 
 One source for every user of these numbers: config validation, ``configure_optimizers`` (the
 schedule's length), the schedule previews and the planned-LR artifact. Everything here is
-computed from the composed config alone, without loading data or starting a Trainer, and
-mirrors Lightning's own count (``tests/test_plot_schedules.py`` and ``tests/test_scale.py``
+computed from the composed config without starting a Trainer, and mirrors Lightning's own
+count (``tests/test_plot_schedules.py`` and ``tests/test_scale.py``
 check it against real Trainers, DDP included):
 
-* batches per epoch = ceil(train examples / ``dataset.batch_size``), after
-  ``trainer.limit_train_batches``. Under data-parallel training every rank takes a strided
-  shard of each *global* batch (see :mod:`lrexp.data.batching`), so the count does not depend
-  on the world size;
+* batches per epoch come from the data module (:func:`lrexp.parts.data_info`), after
+  ``trainer.limit_train_batches``. lrexp's tensor data module plans them without loading:
+  ceil(train examples / ``dataset.batch_size``), the same on any number of processes (every
+  rank takes a strided shard of each *global* batch, :mod:`lrexp.data.batching`). Any other
+  data module is set up and its training loader counted, per process under DDP
+  (:func:`lrexp.data.describe.rank_batches`);
 * optimizer steps per epoch = ceil(batches / ``trainer.accumulate_grad_batches``);
 * total = steps per epoch x ``max_epochs``, capped by ``max_steps``.
 """
@@ -17,33 +19,19 @@ check it against real Trainers, DDP included):
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.errors import ConfigError
+from lrexp.parts import data_info
 from lrexp.schedules import Schedule, build_schedule
 
-SOURCE_SIZES: dict[str, int] = {
-    "digits": 1797,
-    "mnist1d": 4000,
-    "mnist": 60000,
-    "fashion_mnist": 60000,
-    "cifar10": 50000,
-}
-#: Input shape (C, ...) and number of classes of each source, known without loading it.
-SOURCE_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
-    "digits": ((1, 8, 8), 10),
-    "mnist1d": ((1, 40), 10),
-    "mnist": ((1, 28, 28), 10),
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-}
-#: Sources whose ``test_size`` examples are taken out of ``SOURCE_SIZES`` (the others ignore it).
-CARVES_TEST: frozenset[str] = frozenset({"digits"})
 #: Lightning's ``max_epochs`` when neither ``max_epochs`` nor ``max_steps`` is set.
 LIGHTNING_DEFAULT_EPOCHS = 1000
 
@@ -55,27 +43,6 @@ def _int_setting(value: Any, key: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
     return value
-
-
-def train_size(dataset: Mapping[str, Any]) -> int:
-    """Training examples of a ``dataset`` config node, without loading the data."""
-    name = dataset.get("name")
-    if not isinstance(name, str) or name not in SOURCE_SIZES:
-        raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCE_SIZES)}")
-    available = SOURCE_SIZES[name]
-    val_size = _int_setting(dataset.get("val_size", 0), "dataset.val_size", 0)
-    test_size = 0
-    if name in CARVES_TEST:
-        test_size = _int_setting(dataset.get("test_size", 0), "dataset.test_size", 0)
-    size = available - test_size - val_size
-    if size < 1:
-        raise ConfigError(
-            "dataset.val_size",
-            f"{name} has {available} examples; val_size {val_size}"
-            + (f" + test_size {test_size}" if name in CARVES_TEST else "")
-            + " leaves none to train on",
-        )
-    return size
 
 
 def _limit_batches(batches: int, limit: Any) -> int:
@@ -90,6 +57,39 @@ def _limit_batches(batches: int, limit: Any) -> int:
     return limited
 
 
+def check_devices(devices: Any) -> None:
+    """Lightning's forms: a count >= 1, -1 or "auto" for all, a list of indices, "0,1"."""
+    if devices == -1 or devices == "auto":
+        return
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1:
+        return
+    if isinstance(devices, str) and re.fullmatch(r"\d+(,\d+)*,?", devices.strip()):
+        return
+    if (
+        isinstance(devices, list)
+        and devices
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
+    ):
+        return
+    raise ConfigError(
+        "trainer.devices",
+        f'must be a count >= 1, -1 or "auto", or a list of device indices, got {devices!r}',
+    )
+
+
+def world_size(trainer: Mapping[str, Any]) -> int:
+    """Processes a data-parallel run starts: devices (-1: every GPU) times nodes."""
+    devices = trainer.get("devices")
+    check_devices(devices)
+    if devices == -1 or devices == "auto":
+        on_gpu = trainer.get("accelerator") in ("gpu", "cuda")
+        devices = torch.cuda.device_count() if on_gpu else 1
+    if isinstance(devices, str):  # Lightning also takes "2" or "0,1"
+        devices = int(devices) if devices.isdigit() else len(devices.strip(",").split(","))
+    per_node = devices if isinstance(devices, int) else len(devices or [0])
+    return max(1, per_node) * int(trainer.get("num_nodes") or 1)
+
+
 @dataclass(frozen=True)
 class StepPlan:
     """How a run's training batches turn into optimizer steps."""
@@ -102,12 +102,13 @@ class StepPlan:
 
 def step_plan(cfg: DictConfig) -> StepPlan:
     """The step counts Lightning will use for ``cfg`` (see :func:`planned_steps`)."""
-    dataset, trainer = cfg.dataset, cfg.trainer
-    batch_size = _int_setting(dataset.get("batch_size"), "dataset.batch_size", 1)
+    trainer = cfg.trainer
     accumulate = _int_setting(
         trainer.get("accumulate_grad_batches", 1), "trainer.accumulate_grad_batches", 1
     )
-    batches = math.ceil(train_size(dataset) / batch_size)
+    dataset: dict[str, Any] = OmegaConf.to_container(cfg.dataset, resolve=True)  # type: ignore[assignment]
+    trainer_settings: dict[str, Any] = OmegaConf.to_container(trainer, resolve=True)  # type: ignore[assignment]
+    batches = data_info(dataset, world_size(trainer_settings)).train_batches
     batches = _limit_batches(batches, trainer.get("limit_train_batches"))
     steps_per_epoch = math.ceil(batches / accumulate)
 

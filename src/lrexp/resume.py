@@ -137,6 +137,8 @@ class CheckpointInfo:
     run_id: str | None  #: the MLflow run that wrote it
     plan: RecordedPlan | None  #: None for checkpoints written before plans were recorded
     step: int = 0  #: optimizer steps taken when it was written
+    #: training batches done in the epoch it was written in (0 at an epoch's start)
+    batches_in_epoch: int = 0
 
 
 def read_checkpoint(path: Path) -> CheckpointInfo:
@@ -158,7 +160,31 @@ def read_checkpoint(path: Path) -> CheckpointInfo:
         str(run_id) if run_id else None,
         RecordedPlan(**plan) if isinstance(plan, dict) else None,
         int(checkpoint.get("global_step", 0)),
+        batches_done(checkpoint),
     )
+
+
+def batches_done(checkpoint: dict[str, Any]) -> int:
+    """Training batches completed in the checkpoint's epoch, from Lightning's loop state."""
+    loops = checkpoint.get("loops") or {}
+    progress = (loops.get("fit_loop") or {}).get("epoch_loop.batch_progress") or {}
+    return int((progress.get("current") or {}).get("completed", 0))
+
+
+def check_mid_epoch(info: CheckpointInfo, plan: StepPlan, data: Any, path: Path) -> None:
+    """Refuse a resume from a checkpoint written mid-epoch when the data module cannot
+    continue that epoch exactly (:func:`lrexp.data.describe.can_resume_mid_epoch`)."""
+    from lrexp.data.describe import can_resume_mid_epoch, class_name
+
+    if 0 < info.batches_in_epoch < plan.batches_per_epoch and not can_resume_mid_epoch(data):
+        raise ConfigError(
+            "ckpt_path",
+            f"{path} was written mid-epoch (batch {info.batches_in_epoch} of "
+            f"{plan.batches_per_epoch}) and {class_name(data)} cannot restore its position in "
+            "an epoch (no state_dict/load_state_dict, no stateful loader), so the run would "
+            "not continue exactly; resume from a checkpoint written at an epoch's end, or mix "
+            "lrexp.data.TrainPosition into the data module",
+        )
 
 
 @dataclass(frozen=True)

@@ -23,23 +23,31 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from lrexp.callbacks import AtStep, KeepCheckpoints, LRTrace, validate_now
-from lrexp.data import DataSpec, TensorDataModule
+from lrexp.data import TensorDataModule
+from lrexp.data.describe import class_name, describe
 from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
 from lrexp.lr_find.settings import AUTO, with_lr
-from lrexp.models import build_model
 from lrexp.module import Classifier, StepOptions
 from lrexp.optim import scaled_lr
-from lrexp.plan import StepPlan, step_plan
-from lrexp.resume import CheckpointInfo, plan_resume, read_checkpoint, resume_from
+from lrexp.parts import build_datamodule, build_model
+from lrexp.plan import StepPlan, step_plan, world_size
+from lrexp.resume import (
+    CheckpointInfo,
+    check_mid_epoch,
+    plan_resume,
+    read_checkpoint,
+    resume_from,
+)
+from lrexp.tags import ORDER_UNKNOWN_TAG
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
-from lrexp.validate import validate, world_size
+from lrexp.validate import validate
 
 
 @dataclass
@@ -52,10 +60,27 @@ class RunResult:
     global_step: int
 
 
-def log_dataset(run: TrackedRun, cfg: DictConfig, data: TensorDataModule) -> None:
+def log_dataset(run: TrackedRun, cfg: DictConfig, data: pl.LightningDataModule) -> None:
+    """Record the data as an MLflow dataset input, for data modules that can digest their
+    splits (lrexp's own); another data module is named by the run's params and tags."""
+    if not isinstance(data, TensorDataModule):
+        return
     sizes = {split: data.size(split) for split in ("train", "val", "test")}
     source = f"{cfg.dataset.name} (split_seed={cfg.dataset.split_seed})"
     run.log_dataset(str(cfg.dataset.name), data.digest(), source, sizes)
+
+
+def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str, str]:
+    """The digests that prove two runs with one seed paired (:mod:`lrexp.compare.pairing`):
+    the initial weights, and the first epoch's order when the data module can give it; else
+    a tag saying why the order is unknown."""
+    tags = {"init_digest": weights_digest(net)}
+    order_digest = getattr(data, "order_digest", None)
+    if callable(order_digest):
+        tags["order_digest"] = str(order_digest())
+    else:
+        tags[ORDER_UNKNOWN_TAG] = f"{class_name(data)} has no order_digest()"
+    return tags
 
 
 def build_trainer(
@@ -151,14 +176,16 @@ def train(
         torch.set_num_threads(threads)
     plan = step_plan(cfg)
     pl.seed_everything(int(cfg.seed), verbose=False)
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
-    data.setup("fit")
-    net = build_model(cfg.model, data.input_shape, data.num_classes)
+    data = build_datamodule(OmegaConf.to_container(cfg.dataset, resolve=True))  # type: ignore[arg-type]
+    info = describe(data, world_size(OmegaConf.to_container(cfg.trainer)), load=True)  # type: ignore[arg-type]
+    if resume is not None:
+        check_mid_epoch(stored, plan, data, resume)
+    net = build_model(OmegaConf.to_container(cfg.model, resolve=True), info)  # type: ignore[arg-type]
     # arms that share a seed must share these; lrexp-compare checks before pairing them
-    pairing = {"init_digest": weights_digest(net), "order_digest": data.order_digest()}
+    pairing = pairing_tags(net, data)
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
-    module = Classifier.from_config(cfg, net, data.num_classes, plan, resumed.schedule)
+    module = Classifier.from_config(cfg, net, info.num_classes, plan, resumed.schedule)
     if resume is None and fork is not None:
         resume = fork.start(output_dir)  # a copy of the trunk's checkpoint at fork.at
 

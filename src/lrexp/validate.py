@@ -1,16 +1,18 @@
-"""Configuration checks that run before any data is loaded and before any run is opened.
+"""Configuration checks that run before any run is opened, and for lrexp's own data modules
+before any data is loaded.
 
-Besides each key's own rules, the model is built on the dataset's input shape (known without
-loading it, :data:`lrexp.plan.SOURCE_SHAPES`) and the optimizer on that model's parameters:
-both are cheap, and a value only torch or the model can judge (``betas``, ``chunk``) is then
-reported as one line naming the key instead of failing an open MLflow run.
+Besides each key's own rules, the model is built on the data's input shape (lrexp's tensor
+data module knows it without loading; another data module is set up once, see
+:mod:`lrexp.data.describe`), run on two examples to check it gives one output per class, and
+the optimizer is built on its parameters: a value only torch or the model can judge
+(``betas``, ``chunk``) is then reported as one line naming the key instead of failing an
+open MLflow run.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-import re
 import warnings
 from typing import Any
 
@@ -19,14 +21,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.data.sources import SIGNAL_DATASETS, SOURCES
+from lrexp.data.describe import DataInfo
+from lrexp.data.sources import SIGNAL_DATASETS, SOURCE_SIZES, train_size
 from lrexp.errors import ConfigError
 from lrexp.fork import resolve_fork
 from lrexp.lr_find.settings import AUTO
 from lrexp.lr_find.settings import settings as lr_find_settings
-from lrexp.models import MODELS, build_model
-from lrexp.optim import SCHEDULE_FREE, build_optimizer, check_lr, optimizer_kwargs, scaled_lr
-from lrexp.plan import SOURCE_SHAPES, planned_steps, train_size
+from lrexp.optim import (
+    build_optimizer,
+    check_lr,
+    optimizer_kwargs,
+    scaled_lr,
+    schedule_free_class,
+)
+from lrexp.parts import TENSOR_DATA, build_model, check_model_output, data_info, label
+from lrexp.plan import check_devices, planned_steps, world_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 from lrexp.tracking.server import check_server_access
@@ -57,13 +66,12 @@ def validate(cfg: DictConfig) -> None:
     seed = container.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    if not isinstance(dataset.get("name"), str) or dataset["name"] not in SOURCES:
-        raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCES)}")
+    for group in ("dataset", "model", "optimizer"):
+        label(container[group], group)  # each names its class (or says it does not)
     for key in ("batch_size", "eval_batch_size"):
-        _positive_int(dataset.get(key), f"dataset.{key}")
-    if not isinstance(model.get("name"), str) or model["name"] not in MODELS:
-        raise ConfigError("model.name", f"must be one of {', '.join(MODELS)}")
-    if model.get("channels_last") and dataset["name"] in SIGNAL_DATASETS:
+        if key in dataset:
+            _positive_int(dataset.get(key), f"dataset.{key}")
+    if model.get("channels_last") and dataset.get("name") in SIGNAL_DATASETS:
         raise ConfigError(
             "model.channels_last", f"needs images (C, H, W); {dataset['name']} holds 1-D signals"
         )
@@ -93,17 +101,19 @@ def validate(cfg: DictConfig) -> None:
     with warnings.catch_warnings():  # length mismatches are reported once, when training
         warnings.simplefilter("ignore")
         schedule = build_schedule(container["schedule"], total, lr, steps_per_epoch)
-    if optimizer.get("name") in SCHEDULE_FREE and container["schedule"].get("name") != "constant":
+    if schedule_free_class(optimizer_class) and container["schedule"].get("name") != "constant":
         raise ConfigError(
             "schedule.name",
-            f"{optimizer['name']} is schedule-free and needs schedule=constant (warmup allowed), "
-            f"got {container['schedule'].get('name')}",
+            f"{label(optimizer, 'optimizer')} is schedule-free and needs schedule=constant "
+            f"(warmup allowed), got {container['schedule'].get('name')}",
         )
     check_kept_steps(container["callbacks"]["checkpoint"], total)
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
-    check_model_and_optimizer(dataset["name"], model, {**optimizer, "lr": lr})
     trainer = container["trainer"]
+    check_model_and_optimizer(
+        data_info(dataset, world_size(trainer)), model, {**optimizer, "lr": lr}
+    )
     _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
     max_steps = trainer.get("max_steps")
     if not isinstance(max_steps, int) or (max_steps < 1 and max_steps != -1):
@@ -147,43 +157,13 @@ def check_kept_steps(checkpoint: dict[str, Any], total: int) -> None:
         _positive_int(every, "callbacks.checkpoint.keep_every_n_steps")
 
 
-def check_devices(devices: Any) -> None:
-    """Lightning's forms: a count >= 1, -1 or "auto" for all, a list of indices, "0,1"."""
-    if devices == -1 or devices == "auto":
-        return
-    if isinstance(devices, int) and not isinstance(devices, bool) and devices >= 1:
-        return
-    if isinstance(devices, str) and re.fullmatch(r"\d+(,\d+)*,?", devices.strip()):
-        return
-    if (
-        isinstance(devices, list)
-        and devices
-        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
-    ):
-        return
-    raise ConfigError(
-        "trainer.devices",
-        f'must be a count >= 1, -1 or "auto", or a list of device indices, got {devices!r}',
-    )
-
-
-def world_size(trainer: dict[str, Any]) -> int:
-    """Processes a data-parallel run starts: devices (-1: every GPU) times nodes."""
-    devices = trainer.get("devices")
-    if devices == -1 or devices == "auto":
-        on_gpu = trainer.get("accelerator") in ("gpu", "cuda")
-        devices = torch.cuda.device_count() if on_gpu else 1
-    if isinstance(devices, str):  # Lightning also takes "2" or "0,1"
-        devices = int(devices) if devices.isdigit() else len(devices.strip(",").split(","))
-    per_node = devices if isinstance(devices, int) else len(devices or [0])
-    return max(1, per_node) * int(trainer.get("num_nodes") or 1)
-
-
 def check_shards(dataset: dict[str, Any], world: int) -> None:
     """Every rank must get examples from every global training batch (each rank takes a
     strided shard of it); an empty shard would have no loss to back-propagate."""
     if world < 2:
         return
+    if dataset.get("_target_") != TENSOR_DATA or dataset.get("name") not in SOURCE_SIZES:
+        return  # a DataLoader is sharded by Lightning's DistributedSampler, which pads
     batch_size = int(dataset["batch_size"])
     last = train_size(dataset) % batch_size or batch_size
     if min(batch_size, last) < world:
@@ -207,11 +187,13 @@ def check_finite(node: Any, key: str = "") -> None:
 
 
 def check_model_and_optimizer(
-    dataset: str, model: dict[str, Any], optimizer: dict[str, Any]
+    info: DataInfo, model: dict[str, Any], optimizer: dict[str, Any]
 ) -> None:
-    """Build the model on ``dataset``'s input shape and the optimizer on its parameters."""
-    input_shape, num_classes = SOURCE_SHAPES[dataset]
-    build_optimizer(build_model(model, input_shape, num_classes), optimizer)
+    """Build the model on the data's shape, check it gives one output per class, and build
+    the optimizer on its parameters."""
+    net = build_model(model, info)
+    check_model_output(net, info)
+    build_optimizer(net, optimizer)
 
 
 def check_tracking_uri(uri: str) -> None:

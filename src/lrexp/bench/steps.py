@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from lrexp.configs import config_dir
-from lrexp.data import DataSpec, TensorDataModule
-from lrexp.models import build_model
+from lrexp.data import DataInfo, TensorDataModule
 from lrexp.module import Classifier
 from lrexp.optim import build_optimizer
+from lrexp.parts import build_datamodule, build_model
 from lrexp.plan import step_plan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
@@ -91,7 +91,8 @@ def fresh_model(cfg: DictConfig, data: TensorDataModule) -> nn.Module:
     """The workload's model with the seed's initial weights, on the bench device, compiled
     when ``compile=true`` (as lrexp's training path does)."""
     torch.manual_seed(int(cfg.seed))
-    model = build_model(cfg.model, data.input_shape, data.num_classes).to(bench_device(cfg))
+    info = DataInfo(data.input_shape, data.num_classes, len(data.train_dataloader()))
+    model = build_model(cfg.model, info).to(bench_device(cfg))
     if cfg.get("compile"):
         model.compile()
     return model
@@ -251,7 +252,9 @@ def measure(
     """Median ms/step of each setup over ``repeats`` interleaved rounds."""
     quiet = ["trainer.enable_model_summary=false"]
     cfg = bench_config(WORKLOADS[name] + quiet + overrides, root)
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
+    data = build_datamodule(cfg.dataset)
+    if not isinstance(data, TensorDataModule):
+        raise SystemExit("bench: the workloads time lrexp's tensor data module")
     data.setup("fit")
     data.device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
     uri = f"sqlite:///{root}/mlflow.db"

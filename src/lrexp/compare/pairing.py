@@ -3,7 +3,8 @@
 Every training run tags ``init_digest`` (a hash of its initial weights) and ``order_digest``
 (a hash of its first epoch's sample order). Two configurations are compared seed by seed only
 when, on every seed they share, both runs carry both tags and the tags are equal. Otherwise
-the comparison falls back to unpaired statistics, and the report says why in one line.
+the comparison falls back to unpaired statistics, and the report says why in one line; a run
+whose data module gives no order digest carries ``order_unknown`` with the reason instead.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from lrexp.compare.records import RunRecord
+from lrexp.tags import ORDER_UNKNOWN_TAG
 
 DIGEST_TAGS = ("init_digest", "order_digest")
 MISSING = "runs without init_digest/order_digest tags"
+#: the start of the reason for runs whose data module gives no order digest
+UNKNOWN_ORDER = "data order unknown"
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,16 @@ def check(a: Mapping[str, RunRecord], b: Mapping[str, RunRecord]) -> Pairing:
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return Pairing(False, "no shared seeds")
+    unknown = sorted(
+        {
+            r.tags[ORDER_UNKNOWN_TAG]
+            for s in seeds
+            for r in (a[s], b[s])
+            if ORDER_UNKNOWN_TAG in r.tags
+        }
+    )
+    if unknown:
+        return Pairing(False, f"{UNKNOWN_ORDER}: {'; '.join(unknown)}")
     if any(tag not in r.tags for s in seeds for r in (a[s], b[s]) for tag in DIGEST_TAGS):
         return Pairing(False, MISSING)
     broken = [
@@ -54,7 +68,14 @@ def pairing_lines(checks: Sequence[tuple[str, str, Pairing]]) -> list[str]:
             f"pairing not proven for {len(missing)} of {len(checks)} comparisons "
             f"({MISSING}): unpaired statistics used for them"
         )
+    unknown = [p.reason for _, _, p in checks if p.reason.startswith(UNKNOWN_ORDER)]
+    if unknown:
+        lines.append(
+            f"unpaired: {len(unknown)} of {len(checks)} comparisons, because the "
+            f"{sorted(set(unknown))[0]} (it proves that runs with one seed saw the same "
+            "batches); unpaired statistics used for them"
+        )
     for arm, base, p in checks:
-        if not p.paired and p.reason != MISSING:
+        if not p.paired and p.reason != MISSING and not p.reason.startswith(UNKNOWN_ORDER):
             lines.append(f"pairing broken: {arm} vs {base}: {p.reason}; unpaired statistics used")
     return lines

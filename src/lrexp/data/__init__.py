@@ -1,6 +1,17 @@
-"""Datasets as whole tensors with index batching."""
+"""Data modules: whole-dataset tensors with index batching (the fast default), what lrexp
+needs of any other data module, and helpers for exact mid-epoch resume."""
 
+from lrexp.data.describe import DataInfo, describe
 from lrexp.data.module import DataSpec, TensorDataModule
+from lrexp.data.resumable import ResumableSampler, TrainPosition
 from lrexp.data.sources import SOURCES
 
-__all__ = ["SOURCES", "DataSpec", "TensorDataModule"]
+__all__ = [
+    "SOURCES",
+    "DataInfo",
+    "DataSpec",
+    "ResumableSampler",
+    "TensorDataModule",
+    "TrainPosition",
+    "describe",
+]

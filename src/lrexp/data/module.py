@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ from torch import Tensor
 
 from lrexp.data.augment import random_shift_flip
 from lrexp.data.batching import IndexBatches
-from lrexp.data.sources import SOURCES
+from lrexp.data.resumable import TrainPosition
+from lrexp.data.sources import SOURCE_SHAPES, SOURCES, train_size
 from lrexp.digests import tensors_digest
+from lrexp.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,18 +37,35 @@ class DataSpec:
     flip: bool = False
 
 
-class TensorDataModule(pl.LightningDataModule):
-    """Loads a dataset once into tensors and serves index batches on the training device."""
+class TensorDataModule(TrainPosition, pl.LightningDataModule):
+    """Loads a dataset once into tensors and serves index batches on the training device.
 
-    def __init__(self, spec: DataSpec) -> None:
+    Constructed from the keys of ``conf/dataset/<name>.yaml`` (:class:`DataSpec`'s fields). It
+    plans its shape and batches per epoch without loading anything (:mod:`lrexp.data.describe`).
+    """
+
+    def __init__(self, name: str, **settings: Any) -> None:
         super().__init__()
-        self.spec = spec
+        self.spec = DataSpec(name=name, **settings)
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.num_classes = 0
         self.zero_value = torch.zeros(0)
         #: where batches are served when no Trainer is attached (a plain loop, a benchmark)
         self.device = torch.device("cpu")
-        self.resume_at: tuple[int, int] | None = None
+
+    def planned_shape(self) -> tuple[tuple[int, ...], int]:
+        """(input shape, classes) of the source, known without loading it."""
+        if not isinstance(self.spec.name, str) or self.spec.name not in SOURCE_SHAPES:
+            raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCE_SHAPES)}")
+        return SOURCE_SHAPES[self.spec.name]
+
+    def planned_train_batches(self) -> int:
+        """Training batches per epoch, from the source's size; the same on every number of
+        processes (each rank takes a strided shard of every global batch)."""
+        size = self.spec.batch_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError("dataset.batch_size", f"must be an integer >= 1, got {size!r}")
+        return math.ceil(train_size(asdict(self.spec)) / size)
 
     def setup(self, stage: str | None = None) -> None:
         """Read, split (seeded) and normalize the data; idempotent."""
@@ -108,25 +128,6 @@ class TensorDataModule(pl.LightningDataModule):
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
         return IndexBatches(x, y, rank=rank, world_size=world, **kwargs)
-
-    def progress(self) -> tuple[int, int]:
-        """(current epoch, training batches completed in it), from the trainer's counters."""
-        if self.trainer is None:
-            return 0, 0
-        loop = self.trainer.fit_loop
-        return (
-            loop.epoch_progress.current.completed,
-            loop.epoch_loop.batch_progress.current.completed,
-        )
-
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints: where training stands, so a resume skips seen batches."""
-        return {"train_position": list(self.progress())}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Lightning restores this before it first asks for the training batches."""
-        epoch, completed = state_dict["train_position"]
-        self.resume_at = (int(epoch), int(completed))
 
     def train_dataloader(self) -> IndexBatches:
         spec = self.spec

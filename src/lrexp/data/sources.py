@@ -11,15 +11,16 @@ import gzip
 import importlib.util
 import pickle
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lrexp.errors import DataUnavailableError
+from lrexp.errors import ConfigError, DataUnavailableError
 
 
 @dataclass
@@ -160,3 +161,50 @@ SOURCES: dict[str, Callable[[Path, bool, bool, int], RawData]] = {
 }
 #: datasets of 1-D signals (C, L); every other source yields images (C, H, W)
 SIGNAL_DATASETS = frozenset({"mnist1d"})
+
+
+#: Examples in each source (train + held-out pool), known without loading it.
+SOURCE_SIZES: dict[str, int] = {
+    "digits": 1797,
+    "mnist1d": 4000,
+    "mnist": 60000,
+    "fashion_mnist": 60000,
+    "cifar10": 50000,
+}
+#: Input shape (C, ...) and number of classes of each source, known without loading it.
+SOURCE_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist1d": ((1, 40), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+}
+#: Sources whose ``test_size`` examples are taken out of ``SOURCE_SIZES`` (the others ignore it).
+CARVES_TEST: frozenset[str] = frozenset({"digits"})
+
+
+def _count(value: object, key: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def train_size(dataset: Mapping[str, Any]) -> int:
+    """Training examples of a ``dataset`` config node, without loading the data."""
+    name = dataset.get("name")
+    if not isinstance(name, str) or name not in SOURCE_SIZES:
+        raise ConfigError("dataset.name", f"must be one of {', '.join(SOURCE_SIZES)}")
+    available = SOURCE_SIZES[name]
+    val_size = _count(dataset.get("val_size", 0), "dataset.val_size", 0)
+    test_size = 0
+    if name in CARVES_TEST:
+        test_size = _count(dataset.get("test_size", 0), "dataset.test_size", 0)
+    size = available - test_size - val_size
+    if size < 1:
+        raise ConfigError(
+            "dataset.val_size",
+            f"{name} has {available} examples; val_size {val_size}"
+            + (f" + test_size {test_size}" if name in CARVES_TEST else "")
+            + " leaves none to train on",
+        )
+    return size

@@ -107,9 +107,10 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
-    from lrexp.data import DataSpec, TensorDataModule
-    from lrexp.models import build_model
+    from lrexp.data import describe
     from lrexp.module import StepOptions
+    from lrexp.parts import build_datamodule, build_model
+    from lrexp.plan import world_size
     from lrexp.validate import validate
 
     options = settings(cfg)
@@ -118,9 +119,9 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     root.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), verbose=False)
 
-    data = TensorDataModule(DataSpec(**OmegaConf.to_container(cfg.dataset, resolve=True)))  # type: ignore[arg-type]
-    data.setup("fit")
-    net = build_model(cfg.model, data.input_shape, data.num_classes)
+    data = build_datamodule(cfg.dataset)
+    info = describe(data, world_size(cfg.trainer), load=True)
+    net = build_model(cfg.model, info)
     optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
     optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
     # accumulation and clipping: the Trainer's own, in automatic optimization
@@ -129,7 +130,7 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     )
     plan = step_plan(search)  # type: ignore[arg-type]
     constant = {"name": "constant"}
-    module = _search_classifier()(net, data.num_classes, optimizer, constant, StepOptions(), plan)
+    module = _search_classifier()(net, info.num_classes, optimizer, constant, StepOptions(), plan)
 
     trainer = search_trainer(cfg, options, root)
     finder = Tuner(trainer).lr_find(

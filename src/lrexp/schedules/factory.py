@@ -1,4 +1,5 @@
-"""Build a bound schedule from the ``schedule`` config node.
+"""Build a bound schedule from the ``schedule`` config node: a built-in family by ``name``,
+or any class by ``_target_`` (:mod:`lrexp.schedules.custom` holds it to the contract).
 
 Everything about durations is resolved here, once: epochs to steps (``unit``), warmup steps or
 fraction, and ``total: null`` meaning the steps left after warmup. Epoch durations may be
@@ -15,7 +16,9 @@ from typing import Any
 
 from lrexp.errors import ConfigError
 from lrexp.schedules.base import REGISTRY, Schedule, require, require_step_count
+from lrexp.schedules.custom import as_schedule, check_contract
 from lrexp.schedules.warmup import Warmup, check_warmup
+from lrexp.targets import accepted, arguments_of, target_of
 
 COMMON_KEYS = ("name", "interval", "frequency", "unit", "strict", "warmup")
 WARMUP_KEYS = ("steps", "frac", "start_factor", "shape")
@@ -23,9 +26,21 @@ WARMUP_KEYS = ("steps", "frac", "start_factor", "shape")
 NOMINAL_STEPS_PER_EPOCH = 1000
 
 
-def family_params(cls: type[Schedule]) -> list[str]:
+#: A built-in family's fields that lrexp sets, never the user
+INTERNAL_FIELDS = ("state", "base_lr", "eps")
+
+
+def allowed_with_internal(cls: Any) -> list[str]:
+    """Every parameter a family's constructor takes: a dataclass's fields, else its keyword
+    arguments (a user's class)."""
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    return sorted(accepted(cls)[0] - {"self"})
+
+
+def family_params(cls: Any) -> list[str]:
     """User-settable parameters of a family (internal fields excluded)."""
-    return [f.name for f in dataclasses.fields(cls) if f.name not in ("state", "base_lr", "eps")]  # type: ignore[arg-type]
+    return [name for name in allowed_with_internal(cls) if name not in INTERNAL_FIELDS]
 
 
 def _to_steps(value: Any, steps_per_epoch: int) -> Any:
@@ -77,10 +92,15 @@ def build_schedule(
     ``total_steps`` is the run's optimizer-step count; None validates the parameters without
     binding (before any data is loaded).
     """
+    custom = cfg.get("_target_") is not None
     name = cfg.get("name")
-    if not isinstance(name, str) or name not in REGISTRY:
+    if custom:
+        cls = target_of(cfg, "schedule")
+        name = str(name or getattr(cls, "__qualname__", cfg["_target_"]))
+    elif not isinstance(name, str) or name not in REGISTRY:
         raise ConfigError("schedule.name", f"must be one of {', '.join(sorted(REGISTRY))}")
-    cls = REGISTRY[name]
+    else:
+        cls = REGISTRY[name]
     unit = cfg.get("unit", "step")
     require(unit in ("step", "epoch"), "unit", f"must be one of step, epoch, got {unit!r}")
     interval = cfg.get("interval", "step")
@@ -105,7 +125,7 @@ def build_schedule(
         per_unit = steps_per_epoch or NOMINAL_STEPS_PER_EPOCH
         require_step_count(per_unit, "unit")
 
-    params = {k: v for k, v in cfg.items() if k not in COMMON_KEYS}
+    params = arguments_of(cfg, COMMON_KEYS)
     allowed = family_params(cls)
     for key in params:
         if key not in allowed:
@@ -115,7 +135,7 @@ def build_schedule(
             )
     converted: list[str] = []
     if unit == "epoch":
-        for key in cls.durations:
+        for key in getattr(cls, "durations", ()):
             if params.get(key) is not None:
                 params[key] = _to_steps(params[key], per_unit)
                 converted.append(key)
@@ -139,13 +159,17 @@ def build_schedule(
         )
         if "total" in allowed and params.get("total") is None:
             params["total"] = total_steps - warmup
-    if "base_lr" in {f.name for f in dataclasses.fields(cls)}:  # type: ignore[arg-type]
+    if "base_lr" in allowed_with_internal(cls):
         params["base_lr"] = base_lr
 
     try:
-        schedule: Schedule = cls(**params)
+        built = cls(**params)
     except TypeError as err:
         raise ConfigError(f"schedule.{name}", str(err)) from None
+    except (ValueError, ArithmeticError) as err:
+        if not custom:
+            raise
+        raise ConfigError("schedule._target_", f"{name}: {type(err).__name__}: {err}") from None
     except ConfigError as err:
         field_name = err.key.removeprefix("schedule.").split("[")[0]
         if field_name in converted:
@@ -154,6 +178,9 @@ def build_schedule(
                 err.key, f"{message} (after converting epochs at {per_unit} steps per epoch)"
             ) from None
         raise
+    schedule = as_schedule(built, name)
+    if custom:
+        check_contract(schedule, total_steps, name)
     if warmup > 0:
         schedule = Warmup(schedule, warmup, float(start_factor), shape)
     if total_steps is not None:

@@ -1,0 +1,136 @@
+"""The parts of a run built from their ``_target_`` nodes: model, data module, optimizer class.
+
+lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
+``lrexp.models.MLP`` as ``mypkg/conf/model/net.yaml`` names ``mypkg.Net``. The rules:
+
+* every key but Hydra's (``_target_``, ``_partial_``, ...) is a constructor argument, except
+  ``name``: lrexp's label for the part (run names, tags), passed on only to a constructor
+  that takes a ``name`` argument (the tensor data module takes its source that way);
+* lrexp offers what it knows of the data to the model by keyword: ``input_shape`` (one
+  example's shape) and ``num_classes``, each given when the constructor takes it by that name;
+* nested ``_target_`` nodes are built by Hydra's ``instantiate``, lists and dicts arrive as
+  plain Python (``_convert_: all`` unless the node says otherwise);
+* an import failure, a refused or missing argument, or a constructor error is one line
+  naming the key (:class:`~lrexp.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from lrexp.data.describe import DataInfo, describe
+from lrexp.errors import ConfigError, named_config_error
+from lrexp.targets import accepted, arguments_of, check_arguments, offered_to, target_of
+
+#: lrexp's label key in the model, dataset and optimizer groups
+LABEL = "name"
+#: lrexp's own data module: whole-dataset tensors, planned without loading
+TENSOR_DATA = "lrexp.data.TensorDataModule"
+
+
+def label(node: Mapping[str, Any], group: str) -> str:
+    """``node``'s ``name``, else its ``_target_``'s last component in lower case."""
+    name = node.get(LABEL)
+    if isinstance(name, str) and name:
+        return name
+    target = node.get("_target_")
+    if isinstance(target, str) and target:
+        return target.rsplit(".", 1)[-1].lower()
+    raise ConfigError(f"{group}._target_", "missing: name the class to build (a dotted path)")
+
+
+def plain(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A config node (a ``DictConfig`` or a mapping) as plain, resolved Python."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+    return dict(node)
+
+
+def build(node: Mapping[str, Any], group: str, **offered: Any) -> Any:
+    """Build ``node``: its ``_target_`` called with its arguments and the ``offered`` values
+    the target takes by name."""
+    node = plain(node)
+    target = target_of(node, group)
+    names = offered_to(target, offered)
+    reserved = () if LABEL in accepted(target)[0] else (LABEL,)
+    arguments = arguments_of(node, reserved)
+    check_arguments(target, arguments, group, names)
+    spec = {k: v for k, v in node.items() if k not in reserved}
+    spec.setdefault("_convert_", "all")
+    try:
+        return instantiate(spec, **names)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise named_config_error(group, arguments, cause, f"{group}._target_") from None
+    except (TypeError, ValueError) as err:
+        raise named_config_error(group, arguments, err, f"{group}._target_") from None
+
+
+def build_datamodule(node: Mapping[str, Any]) -> pl.LightningDataModule:
+    """The data module ``node`` names; it must be a ``LightningDataModule``."""
+    data = build(node, "dataset")
+    if not isinstance(data, pl.LightningDataModule):
+        raise ConfigError(
+            "dataset._target_",
+            f"{type(data).__qualname__} is not a pytorch_lightning.LightningDataModule",
+        )
+    return data
+
+
+def build_model(node: Mapping[str, Any], info: DataInfo) -> nn.Module:
+    """The model ``node`` names, offered the data's ``input_shape`` and ``num_classes``."""
+    model = build(node, "model", input_shape=info.input_shape, num_classes=info.num_classes)
+    if isinstance(model, functools.partial):  # _partial_: true, completed with the data's sizes
+        model = model()
+    if not isinstance(model, nn.Module):
+        raise ConfigError("model._target_", f"{type(model).__qualname__} is not a torch.nn.Module")
+    return model
+
+
+def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
+    """Run ``model`` on two zero examples of the data's shape: one output per class each."""
+    example = torch.zeros((2, *info.input_shape))
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            output = model(example)
+    except Exception as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise ConfigError(
+            group, f"fails on inputs of shape {tuple(info.input_shape)}: {message}"
+        ) from None
+    finally:
+        model.train(training)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_classes):
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigError(
+            group,
+            f"gives outputs of shape {shape} for 2 examples, but the data has "
+            f"{info.num_classes} classes: expected (2, {info.num_classes})",
+        )
+
+
+@functools.lru_cache(maxsize=16)
+def _described(node_json: str, world_size: int) -> DataInfo:
+    return describe(build_datamodule(json.loads(node_json)), world_size)
+
+
+def data_info(node: Mapping[str, Any], world_size: int = 1) -> DataInfo:
+    """What the planner and the model builder need of ``node``'s data module. A module that
+    plans itself costs nothing; another is set up once per process for each config."""
+    try:
+        key = json.dumps(plain(node), sort_keys=True, default=str)
+    except TypeError:
+        return describe(build_datamodule(node), world_size)
+    return _described(key, world_size)
