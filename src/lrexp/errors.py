@@ -13,17 +13,17 @@ class ConfigError(ValueError):
 
 
 def named_config_error(
-    group: str, keys: Iterable[str], err: BaseException, fallback: str
+    group: str, keys: Iterable[str], err: BaseException, fallback: str, prefix: str = ""
 ) -> ConfigError:
     """A library's complaint about one of ``group``'s settings as a :class:`ConfigError` that
     names the key its message mentions (``betas`` for torch's "Invalid beta parameter"), else
-    ``fallback``."""
+    ``fallback`` with ``prefix`` (what raised it) before the message."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     words = set(re.findall(r"[a-z_]+", message.lower()))
     for key in keys:
         if key != "name" and (key.lower() in words or key.lower().rstrip("s") in words):
             return ConfigError(f"{group}.{key}", message)
-    return ConfigError(fallback, message)
+    return ConfigError(fallback, prefix + message)
 
 
 class DataUnavailableError(RuntimeError):

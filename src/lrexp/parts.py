@@ -8,8 +8,9 @@ lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
   that takes a ``name`` argument (the tensor data module takes its source that way);
 * lrexp offers what it knows of the data to the model by keyword: ``input_shape`` (one
   example's shape) and ``num_classes``, each given when the constructor takes it by that name;
-* nested ``_target_`` nodes are built by Hydra's ``instantiate``, lists and dicts arrive as
-  plain Python (``_convert_: all`` unless the node says otherwise);
+* arguments arrive as plain Python (lists, dicts); a node with nested ``_target_`` nodes is
+  built by Hydra's ``instantiate`` (``_convert_: all`` unless the node says otherwise);
+  ``_partial_: true`` gives a ``functools.partial``;
 * an import failure, a refused or missing argument, or a constructor error is one line
   naming the key (:class:`~lrexp.errors.ConfigError`).
 """
@@ -25,7 +26,8 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from lrexp.data.describe import DataInfo, describe
@@ -50,10 +52,27 @@ def label(node: Mapping[str, Any], group: str) -> str:
 
 
 def plain(node: Mapping[str, Any]) -> dict[str, Any]:
-    """A config node (a ``DictConfig`` or a mapping) as plain, resolved Python."""
-    if isinstance(node, DictConfig):
+    """A config node (a ``DictConfig`` or a mapping) as plain, resolved Python. Outside a
+    Hydra run (a preview, a test) a key whose interpolation needs the run (``data_dir:
+    ${paths.data_dir}``) keeps its unresolved text."""
+    if not isinstance(node, DictConfig):
+        return dict(node)
+    try:
         return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
-    return dict(node)
+    except OmegaConfBaseException:
+        raw: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
+        resolved = {}
+        for key in raw:
+            try:
+                value = node[key]
+                resolved[key] = (
+                    OmegaConf.to_container(value, resolve=True)
+                    if isinstance(value, DictConfig | ListConfig)
+                    else value
+                )
+            except OmegaConfBaseException:
+                resolved[key] = raw[key]
+        return resolved
 
 
 def build(node: Mapping[str, Any], group: str, **offered: Any) -> Any:
@@ -65,15 +84,32 @@ def build(node: Mapping[str, Any], group: str, **offered: Any) -> Any:
     reserved = () if LABEL in accepted(target)[0] else (LABEL,)
     arguments = arguments_of(node, reserved)
     check_arguments(target, arguments, group, names)
-    spec = {k: v for k, v in node.items() if k not in reserved}
-    spec.setdefault("_convert_", "all")
+    positional = list(node.get("_args_") or [])
     try:
+        if not any(_has_target(v) for v in [*arguments.values(), *positional]):
+            if node.get("_partial_"):
+                return functools.partial(target, *positional, **arguments, **names)
+            return target(*positional, **arguments, **names)
+        spec = {k: v for k, v in node.items() if k not in reserved}
+        spec.setdefault("_convert_", "all")
         return instantiate(spec, **names)
+    except ConfigError:
+        raise
     except InstantiationException as err:
         cause = err.__cause__ or err
         raise named_config_error(group, arguments, cause, f"{group}._target_") from None
-    except (TypeError, ValueError) as err:
-        raise named_config_error(group, arguments, err, f"{group}._target_") from None
+    except Exception as err:  # the constructor refused its arguments, whatever it raised
+        refused = f"{getattr(target, '__qualname__', target)} raised {type(err).__name__}"
+        raise named_config_error(group, arguments, err, group, prefix=f"{refused}: ") from None
+
+
+def _has_target(value: Any) -> bool:
+    """Whether ``value`` holds a nested ``_target_`` node (built by Hydra's instantiate)."""
+    if isinstance(value, Mapping):
+        return "_target_" in value or any(_has_target(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_target(v) for v in value)
+    return False
 
 
 def build_datamodule(node: Mapping[str, Any]) -> pl.LightningDataModule:

@@ -106,9 +106,7 @@ def step_plan(cfg: DictConfig) -> StepPlan:
     accumulate = _int_setting(
         trainer.get("accumulate_grad_batches", 1), "trainer.accumulate_grad_batches", 1
     )
-    dataset: dict[str, Any] = OmegaConf.to_container(cfg.dataset, resolve=True)  # type: ignore[assignment]
-    trainer_settings: dict[str, Any] = OmegaConf.to_container(trainer, resolve=True)  # type: ignore[assignment]
-    batches = data_info(dataset, world_size(trainer_settings)).train_batches
+    batches = data_info(cfg.dataset, world_size(trainer)).train_batches
     batches = _limit_batches(batches, trainer.get("limit_train_batches"))
     steps_per_epoch = math.ceil(batches / accumulate)
 

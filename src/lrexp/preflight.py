@@ -8,6 +8,7 @@ as ``lrexp: error: <key>: <what is allowed>``.
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import itertools
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -29,8 +31,36 @@ from lrexp.validate import validate
 UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'")
 
 
-def _options(config_dir: Path, group: str) -> list[str]:
-    return sorted(p.stem for p in (config_dir / group).glob("*.yaml") if not p.stem.startswith("_"))
+def _options(config_dirs: Sequence[Path], group: str) -> list[str]:
+    return sorted(
+        {
+            p.stem
+            for folder in config_dirs
+            for p in (folder / group).glob("*.yaml")
+            if not p.stem.startswith("_")
+        }
+    )
+
+
+def search_dirs(config_dir: Path, overrides: Sequence[Override]) -> list[Path]:
+    """lrexp's config folder and those ``hydra.searchpath`` adds (``pkg://`` a package's
+    folder, ``file://`` a directory): the places a group's options come from."""
+    folders = [config_dir]
+    for override in overrides:
+        if override.get_key_element() != "hydra.searchpath":
+            continue
+        entries = override.value()
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            if text.startswith("pkg://"):
+                package = text.removeprefix("pkg://").replace("/", ".")
+                try:
+                    folders.append(Path(str(importlib.resources.files(package))))
+                except (ModuleNotFoundError, TypeError) as err:
+                    raise ConfigError("hydra.searchpath", f"{text}: {err}") from None
+            else:
+                folders.append(Path(text.removeprefix("file://")))
+    return folders
 
 
 @dataclass(frozen=True)
@@ -48,7 +78,8 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
     composed config sets when it is certain to be the one Hydra will see (no sweeps and no
     ``hydra.mode`` override), else None.
     """
-    user_args = [a for a in args if not a.startswith("-") and "=" in a]
+    # key=value overrides, and deletions (~key), which need no value
+    user_args = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
     try:
         parsed = OverridesParser.create().parse_overrides(user_args)
     except HydraException as err:
@@ -56,7 +87,11 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
     first_values: list[str] = []
     fork_sweeps: dict[str, list[Any]] = {}
     certain = not any(o.is_sweep_override() or o.get_key_element() == "hydra.mode" for o in parsed)
+    folders = search_dirs(config_dir, parsed)
     for raw, override in zip(user_args, parsed, strict=True):
+        if override.get_key_element() == "hydra.searchpath":
+            first_values.append(raw)  # the composition must see the added config folders
+            continue
         if override.is_hydra_override():
             continue
         if not override.is_sweep_override():
@@ -69,8 +104,8 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
         else:
             continue  # a range or interval for a search sweeper; checked per job
         group = override.get_key_element().lstrip("+~")
-        if (config_dir / group).is_dir():
-            choices = _options(config_dir, group)
+        if any((folder / group).is_dir() for folder in folders):
+            choices = _options(folders, group)
             for value in values:
                 if value not in choices:
                     raise ConfigError(

@@ -1,6 +1,8 @@
-"""LR schedules as closed-form functions of the optimizer step, plus a registry."""
+"""LR schedules as closed-form functions of the optimizer step, a registry, and the public
+API for any training loop (:mod:`lrexp.schedules.api`)."""
 
 from lrexp.schedules import closed_form, cooldown, metric_driven
+from lrexp.schedules.api import make_schedule, make_scheduler
 from lrexp.schedules.base import REGISTRY, Schedule, register
 from lrexp.schedules.factory import build_schedule
 from lrexp.schedules.warmup import Warmup
@@ -12,6 +14,8 @@ __all__ = [
     "build_schedule",
     "closed_form",
     "cooldown",
+    "make_schedule",
+    "make_scheduler",
     "metric_driven",
     "register",
 ]

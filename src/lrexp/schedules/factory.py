@@ -127,8 +127,9 @@ def build_schedule(
 
     params = arguments_of(cfg, COMMON_KEYS)
     allowed = family_params(cls)
+    takes_any = not dataclasses.is_dataclass(cls) and accepted(cls)[1]  # **kwargs
     for key in params:
-        if key not in allowed:
+        if key not in allowed and not takes_any:
             raise ConfigError(
                 f"schedule.{key}",
                 f"unknown key for schedule {name}; allowed: {', '.join(allowed) or 'none'}",
@@ -166,10 +167,6 @@ def build_schedule(
         built = cls(**params)
     except TypeError as err:
         raise ConfigError(f"schedule.{name}", str(err)) from None
-    except (ValueError, ArithmeticError) as err:
-        if not custom:
-            raise
-        raise ConfigError("schedule._target_", f"{name}: {type(err).__name__}: {err}") from None
     except ConfigError as err:
         field_name = err.key.removeprefix("schedule.").split("[")[0]
         if field_name in converted:
@@ -178,6 +175,10 @@ def build_schedule(
                 err.key, f"{message} (after converting epochs at {per_unit} steps per epoch)"
             ) from None
         raise
+    except (ValueError, ArithmeticError) as err:
+        if not custom:
+            raise
+        raise ConfigError("schedule._target_", f"{name}: {type(err).__name__}: {err}") from None
     schedule = as_schedule(built, name)
     if custom:
         check_contract(schedule, total_steps, name)

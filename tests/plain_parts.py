@@ -1,0 +1,36 @@
+"""Parts a user might bring that do less than lrexp asks for: a data module that cannot give
+its order or restore its position, for tests of what lrexp then does."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+
+class PlainDataModule(pl.LightningDataModule):
+    """Gaussian blobs in DataLoaders that shuffle on their own: no order digest, no saved
+    position."""
+
+    def __init__(self, size: int = 400, batch_size: int = 32, classes: int = 2) -> None:
+        super().__init__()
+        self.size, self.batch_size, self.num_classes = size, batch_size, classes
+        self.input_shape = (4,)
+        self.data: dict[str, TensorDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        generator = torch.Generator().manual_seed(0)
+        for split in ("train", "val", "test"):
+            y = torch.randint(0, self.num_classes, (self.size,), generator=generator)
+            x = torch.randn(self.size, 4, generator=generator) + y[:, None].float()
+            self.data[split] = TensorDataset(x, y)
+
+    def train_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
+        return DataLoader(self.data["train"], batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
+        return DataLoader(self.data["val"], batch_size=200)
+
+    def test_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
+        return DataLoader(self.data["test"], batch_size=200)
