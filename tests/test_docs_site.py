@@ -203,10 +203,13 @@ def test_mermaid_diagram_is_drawn_as_svg(page: Any, site_url: str) -> None:
     assert box is not None and box["width"] > 300 and box["height"] > 50
 
 
-def test_readme_and_home_page_draw_the_same_diagram() -> None:
+def test_readme_draws_the_home_page_diagram_and_links_every_page() -> None:
     diagram = (ROOT / "docs" / "snippets" / "dataflow.mmd").read_text()
     readme = (ROOT / "README.md").read_text()
     assert f"```mermaid\n{diagram}```" in readme
+    missing = [page for page in nav_pages().values() if f"](docs/{page})" not in readme]
+    assert missing == [], f"the README's map of the manual lacks {missing}"
+    assert len(readme.splitlines()) <= 200
 
 
 def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
