@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # pytest-xdist processes for `make test`; 0 runs the suite in one process
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup train test lint bench bench-compare calibrate gallery clean
+.PHONY: setup train test lint docs docs-serve bench bench-compare calibrate gallery clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ test: setup  ## run the whole test suite, slow tests included
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files
 
+# Mermaid's browser bundle for the site's diagrams, from the npm registry (git-ignored)
+MERMAID_JS := docs/assets/javascripts/mermaid.min.js
+$(MERMAID_JS): scripts/fetch-mermaid.sh
+	scripts/fetch-mermaid.sh
+
+docs: setup $(MERMAID_JS)  ## build the manual into site/; --strict: a broken link or a page left out of nav fails
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+docs-serve: setup $(MERMAID_JS)  ## serve the manual at http://127.0.0.1:8000, rebuilt on every change
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
+
 bench: setup  ## ms per optimizer step: plain PyTorch vs lrexp vs a stock Lightning template
 	$(PY) scripts/bench.py $(ARGS)
 
@@ -40,4 +51,4 @@ gallery: setup  ## redraw docs/schedules.png
 	$(PY) -m lrexp.plot_schedules --gallery docs/schedules.png
 
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache site
