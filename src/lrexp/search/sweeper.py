@@ -34,6 +34,7 @@ from lrexp.search.study import (
     recover_interrupted,
     resume_seed,
 )
+from lrexp.tracking.storelock import store_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -167,13 +168,14 @@ class OptunaSweeper(Sweeper):
         storage = self.storage or default_storage(config)
         prepare_storage(storage)
 
-        study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            direction=self.direction,
-            load_if_exists=True,
-            sampler=optuna.samplers.RandomSampler(),  # replaced below, once counted
-        )
+        with store_lock(storage):  # a new store's tables are created by one process
+            study = optuna.create_study(
+                study_name=study_name,
+                storage=storage,
+                direction=self.direction,
+                load_if_exists=True,
+                sampler=optuna.samplers.RandomSampler(),  # replaced below, once counted
+            )
         fixed_lines = sorted(fixed.values())
         started_with = study.user_attrs.get(OVERRIDES)
         if started_with is None:
