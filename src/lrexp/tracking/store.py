@@ -60,6 +60,12 @@ def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
+def open_client(tracking_uri: str) -> MlflowClient:
+    """An MLflow client; a new store is created (migrated) by one process at a time."""
+    with store_lock(tracking_uri):
+        return MlflowClient(tracking_uri)
+
+
 class TrackedRun:
     """One MLflow run, created before training so every process can share its id."""
 
