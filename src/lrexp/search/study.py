@@ -51,12 +51,13 @@ def retried(trials: Iterable[FrozenTrial]) -> set[int]:
     return numbers
 
 
-def count_done(study: optuna.Study) -> int:
-    """Finished trials that count toward ``n_trials`` (COMPLETE, PRUNED, FAIL from a job);
-    not those run again (a retried stale trial, an abandoned one)."""
+def count_done(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
+    """Finished trials (of ``trials``, default the study's) that count toward ``n_trials``
+    (COMPLETE, PRUNED, FAIL from a job); not those run again (a retried stale trial, an
+    abandoned one)."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False)
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
     skip = not_counted(study) | retried(trials)
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return sum(1 for t in trials if t.state in states and t.number not in skip)

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lrexp.search.study import count_done, count_running
+from lrexp.search.study import count_done
 from lrexp.tracking.storelock import store_lock
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def claim(
     plus running in the study; and the number of counted trials."""
     from optuna.storages import fail_stale_trials
     from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
 
     with store_lock(url, CLAIM_LOCK):
         heartbeat = is_heartbeat_enabled(study._storage)
@@ -86,8 +87,12 @@ def claim(
             warnings.simplefilter("ignore")
             if heartbeat:
                 fail_stale_trials(study)
-            done = count_done(study)
-            free = n_trials - done - count_running(study)
+            # straight from the database: the study's cached view can miss a trial another
+            # worker has just claimed (measured: 31 trials for n_trials=30 with 4 workers)
+            storage = getattr(study._storage, "_backend", study._storage)
+            trials_now = storage.get_all_trials(study._study_id, deepcopy=False)
+            done = count_done(study, trials_now)
+            free = n_trials - done - sum(t.state == TrialState.RUNNING for t in trials_now)
             trials = [study.ask(dict(space)) for _ in range(max(0, min(most, free)))]
         if heartbeat:
             for trial in trials:
