@@ -29,6 +29,8 @@ class SweepTracker(Callback):
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} paths resolve here
         if not config.logger.get("enabled", False):
             return
+        if str(config.hydra.sweeper.get("_target_", "")).endswith("LrexpOptunaSweeper"):
+            return  # a search's parent is its study's, made by the sweeper (lrexp.search.runs)
         from lrexp.tracking.store import TrackedRun
 
         self.sweep_dir = Path(config.hydra.sweep.dir)

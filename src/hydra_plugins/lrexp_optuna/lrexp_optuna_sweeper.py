@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from lrexp.search.sweeper import LrexpOptunaSweeperConf, OptunaSweeper
+from lrexp.search.conf import LrexpOptunaSweeperConf
+from lrexp.search.sweeper import OptunaSweeper
 
 
 class LrexpOptunaSweeper(OptunaSweeper):

@@ -18,19 +18,25 @@ How it works (``conf/hparams_search/optuna_lr.yaml`` selects it):
 * The study lives in ``storage`` (default ``sqlite:///<paths.mlruns_dir>/optuna.db``, a file of
   its own next to MLflow's ``mlflow.db``) under ``study_name``; it is created or loaded
   (``load_if_exists``), so running the same command again continues it.
-* ``n_trials`` is the study's total: an invocation runs only the trials still missing.
-  Finished trials count, failed ones included (a diverged LR is a result). Trials that a
-  killed search left RUNNING are marked FAIL, do not count, and their parameters are enqueued,
-  so the same point is trained again first.
-* Each batch of ``n_jobs`` trials is asked from Optuna (ask-and-tell) and launched through
-  Hydra's configured launcher (basic, joblib, ...); a job's return value (``val/acc``) is the
-  objective; a failed job or a None / non-finite value makes a FAIL trial, never a crash.
-* Every trial's MLflow run (found by its ``output_dir`` tag under the sweep's parent run) is
-  tagged ``optuna_study`` / ``optuna_trial``; at the end the study's best trial's run is
-  tagged ``optuna_best=true`` (and the tag is removed from a previous best).
-
-One sweeper process per study at a time: a second process on the same study would take the
-first one's running trials for interrupted ones.
+* ``n_trials`` is the study's total over every invocation and every worker: any number of
+  processes running the same command (on one machine with SQLite, on many with
+  ``storage=postgresql://...``) share the study, each claiming trials atomically under the
+  store's lock (:mod:`lrexp.search.workers`), so it ends with exactly ``n_trials`` counted
+  trials. Finished trials count, failed ones included (a diverged LR is a result).
+* With an SQL storage each running trial has a heartbeat (``heartbeat_interval``); a trial
+  whose worker died is failed after ``grace_period``, does not count, is run again with the
+  same parameters by a live worker (Optuna's ``RetryHeartbeatStaleTrialCallback``), and its
+  MLflow run is ended KILLED. With ``heartbeat_interval: null`` one process per study: the
+  trials a killed search left RUNNING are failed and re-queued when it starts again.
+* Each batch of ``n_jobs`` trials is launched through Hydra's configured launcher (basic,
+  joblib, submitit, ...) with job numbers = trial numbers; a job's return value
+  (``val/acc``) is the objective; a failed job or a None / non-finite value makes a FAIL
+  trial, never a crash.
+* The study has one MLflow parent run, created by whichever worker comes first (its id is a
+  study user attribute); every trial's run is its child, tagged ``optuna_study`` /
+  ``optuna_trial`` when it opens; as each worker ends, the best trial's run is tagged
+  ``optuna_best=true`` (under the lock; the tag moves); the parent ends FINISHED once
+  the study is complete.
 
 Modules:
 
@@ -39,13 +45,18 @@ Modules:
 * :mod:`lrexp.search.study`: study bookkeeping (counted trials, interrupted trials, default
   name and storage, resumed seed) and a job's return value as the objective.
 * :mod:`lrexp.search.runs`: ``TrialRuns``, the MLflow tags of the trials' runs.
-* :mod:`lrexp.search.sweeper`: ``LrexpOptunaSweeperConf`` and ``OptunaSweeper`` (subclassed
-  and registered as ``hydra/sweeper=lrexp_optuna`` by ``hydra_plugins.lrexp_optuna``).
+* :mod:`lrexp.search.workers`: the heartbeat storage, the atomic claim, the job's link to
+  its trial.
+* :mod:`lrexp.search.results`: the best run's tags, the parent's end, the results file.
+* :mod:`lrexp.search.conf` / :mod:`lrexp.search.sweeper`: ``LrexpOptunaSweeperConf`` and
+  ``OptunaSweeper`` (subclassed and registered as ``hydra/sweeper=lrexp_optuna`` by
+  ``hydra_plugins.lrexp_optuna``).
 """
 
+from lrexp.search.conf import LrexpOptunaSweeperConf
 from lrexp.search.space import format_value, params_lines, parse_space, trial_overrides
 from lrexp.search.study import count_done, objective_value, recover_interrupted, resume_seed
-from lrexp.search.sweeper import LrexpOptunaSweeperConf, OptunaSweeper
+from lrexp.search.sweeper import OptunaSweeper
 
 __all__ = [
     "LrexpOptunaSweeperConf",

@@ -36,13 +36,37 @@ def exclude(study: optuna.Study, numbers: Iterable[int]) -> None:
     study.set_user_attr(NOT_COUNTED, sorted(merged))
 
 
-def count_done(study: optuna.Study) -> int:
-    """Finished trials that count toward ``n_trials`` (COMPLETE, PRUNED, FAIL from a job)."""
+def retried(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Trials failed by the heartbeat and re-queued by Optuna's retry callback (their retries
+    carry the chain in ``retry_history``)."""
+    import warnings
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    numbers: set[int] = set()
+    with warnings.catch_warnings():  # the accessor is marked experimental
+        warnings.simplefilter("ignore")
+        for trial in trials:
+            numbers.update(RetryHeartbeatStaleTrialCallback.retry_history(trial))
+    return numbers
+
+
+def count_done(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
+    """Finished trials (of ``trials``, default the study's) that count toward ``n_trials``
+    (COMPLETE, PRUNED, FAIL from a job); not those run again (a retried stale trial, an
+    abandoned one)."""
     from optuna.trial import TrialState
 
-    skip = not_counted(study)
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    skip = not_counted(study) | retried(trials)
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=states) if t.number not in skip)
+    return sum(1 for t in trials if t.state in states and t.number not in skip)
+
+
+def count_running(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def abandon(study: optuna.Study, trials: Sequence[FrozenTrial | optuna.Trial]) -> None:

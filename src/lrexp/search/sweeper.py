@@ -1,12 +1,12 @@
-"""The Hydra sweeper: its config node (``LrexpOptunaSweeperConf``) and ``OptunaSweeper``, which
+"""The Hydra sweeper ``OptunaSweeper`` (its config node: :mod:`lrexp.search.conf`), which
 asks Optuna for each batch of trials, launches them and tells the results back."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,7 +16,8 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.search.runs import TAG_STUDY, TrialRuns
+from lrexp.search.results import finish
+from lrexp.search.runs import TrialRuns
 from lrexp.search.space import params_lines, parse_space, trial_overrides
 from lrexp.search.study import (
     ERROR,
@@ -34,41 +35,15 @@ from lrexp.search.study import (
     recover_interrupted,
     resume_seed,
 )
+from lrexp.search.workers import CLAIM_LOCK, claim, consecutive, heartbeats, job_env, make_storage
+from lrexp.tracking.storelock import store_lock
+from lrexp.tracking.uri import redact
 
 if TYPE_CHECKING:
     import optuna
 
 #: the package's name, as before the split: log lines keep their ``[lrexp.search]`` prefix
 log = logging.getLogger("lrexp.search")
-
-
-@dataclass
-class LrexpOptunaSweeperConf:
-    """``hydra/sweeper=lrexp_optuna`` (registered by ``hydra_plugins.lrexp_optuna``)."""
-
-    _target_: str = "hydra_plugins.lrexp_optuna.lrexp_optuna_sweeper.LrexpOptunaSweeper"
-    #: null: ``lr-<schedule>-<optimizer>-<model>-<dataset>``
-    study_name: str | None = None
-    #: Optuna storage URL; null: ``sqlite:///<paths.mlruns_dir>/optuna.db``
-    storage: str | None = None
-    direction: str = "maximize"
-    #: total finished trials the study should hold
-    n_trials: int = 20
-    #: trials per batch (run in parallel by a parallel launcher)
-    n_jobs: int = 1
-    #: an Optuna sampler, instantiated with ``_partial_``; a ``seed`` is mixed with the number
-    #: of trials already in the study, so a resumed search does not replay its first draws
-    sampler: Any = field(
-        default_factory=lambda: {
-            "_target_": "optuna.samplers.TPESampler",
-            "_partial_": True,
-            "seed": 0,
-        }
-    )
-    #: search space: key -> override-grammar value (``interval``, ``tag(log, ...)``, ...)
-    params: dict[str, str] | None = None
-    #: schedule family -> more of the space, added for the run's ``schedule.name``
-    schedule_params: dict[str, dict[str, str]] | None = None
 
 
 class OptunaSweeper(Sweeper):
@@ -88,6 +63,9 @@ class OptunaSweeper(Sweeper):
         sampler: Any = None,
         params: Mapping[str, Any] | None = None,
         schedule_params: Mapping[str, Mapping[str, Any] | None] | None = None,
+        heartbeat_interval: int | None = 10,
+        grace_period: int | None = None,
+        max_retry: int | None = 3,
     ) -> None:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"hydra.sweeper.direction: maximize or minimize, got {direction!r}")
@@ -103,10 +81,12 @@ class OptunaSweeper(Sweeper):
         self.sampler_factory = sampler
         self.params = dict(params or {})
         self.schedule_params = dict(schedule_params or {})
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.max_retry = max_retry
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
-        self.job_idx = 0
 
     def setup(
         self,
@@ -150,82 +130,141 @@ class OptunaSweeper(Sweeper):
         return self.schedule_params[family]
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
-        import optuna
-        from optuna.trial import TrialState
-
-        from lrexp.tracking.store import redact
-
         assert self.config is not None and self.launcher is not None
-        config = self.config
-        HydraConfig.instance().set_config(config)  # ${hydra:...} in paths resolve here
+        HydraConfig.instance().set_config(self.config)  # ${hydra:...} in paths resolve here
         space, fixed = parse_space(
             [*params_lines(self.params), *params_lines(self.family_params()), *arguments]
         )
         if not space:
             raise ValueError("hydra.sweeper.params: the search space is empty")
-        study_name = self.study_name or default_study_name(config)
-        storage = self.storage or default_storage(config)
-        prepare_storage(storage)
-
-        study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            direction=self.direction,
-            load_if_exists=True,
-            sampler=optuna.samplers.RandomSampler(),  # replaced below, once counted
-        )
-        fixed_lines = sorted(fixed.values())
-        started_with = study.user_attrs.get(OVERRIDES)
-        if started_with is None:
-            study.set_user_attr(OVERRIDES, fixed_lines)
-        elif list(started_with) != fixed_lines:
-            log.warning(
-                "study %s was started with overrides %s, now %s: its trials mix both",
-                study_name,
-                " ".join(started_with) or "(none)",
-                " ".join(fixed_lines) or "(none)",
-            )
-        interrupted = recover_interrupted(study)
-        if interrupted:
-            log.info("trials %s were left running by a stopped search: run again", interrupted)
-        study.sampler = self.make_sampler(offset=len(study.trials))
-        done = count_done(study)
+        study_name = self.study_name or default_study_name(self.config)
+        url = self.storage or default_storage(self.config)
+        runs = TrialRuns(self.config, study_name)
+        study = self.open_study(study_name, url, sorted(fixed.values()), runs)
         log.info(
             "Optuna study %s in %s: %d/%d trials done, space %s",
             study_name,
-            redact(storage),
-            done,
+            redact(url),
+            count_done(study),
             self.n_trials,
             ", ".join(f"{k}: {d}" for k, d in space.items()),
         )
-
-        runs = TrialRuns(config, study_name)
-        returns: list[Sequence[JobReturn]] = []
-        while (remaining := self.n_trials - count_done(study)) > 0:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
-            batch = [trial_overrides(fixed, t.params) for t in trials]
-            pending = {t.number: t for t in trials}
-            try:
-                try:
-                    self.validate_batch_is_legal(batch)
-                except Exception:
-                    for trial in trials:
-                        study.tell(trial, state=TrialState.FAIL)
-                    exclude(study, pending)
-                    pending.clear()
-                    raise
-                self.job_idx = max(self.job_idx, trials[0].number)
-                results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
-                self.job_idx += len(results)
-                returns.append(results)
-                HydraConfig.instance().set_config(config)
-                for trial, ret in zip(trials, results, strict=True):
-                    self.tell(study, trial, ret, runs)
-                    del pending[trial.number]
-            finally:
-                abandon(study, list(pending.values()))
-        self.finish(study, runs, storage)
+        returns = self.run_trials(study, url, space, fixed, runs)
+        with store_lock(url, CLAIM_LOCK):  # one worker at a time tags the best run
+            finish(study, runs, url, Path(str(self.config.hydra.sweep.dir)), self.n_trials)
         return returns
+
+    def open_study(
+        self, name: str, url: str, fixed_lines: list[str], runs: TrialRuns
+    ) -> optuna.Study:
+        """Create or load the study (one process at a time on a new store) and its MLflow
+        parent run; with heartbeats off, fail the trials a stopped search left RUNNING."""
+        import optuna
+
+        prepare_storage(url)
+        with store_lock(url):  # a new store's tables are created by one process
+            storage = make_storage(
+                url,
+                self.heartbeat_interval,
+                self.grace_period,
+                self.max_retry,
+                lambda trial: log.warning(
+                    "trial %d: its worker stopped; run again; MLflow runs %s ended KILLED",
+                    trial.number,
+                    runs.mark_killed(trial.number),
+                ),
+            )
+            study = optuna.create_study(
+                study_name=name,
+                storage=storage,
+                direction=self.direction,
+                load_if_exists=True,
+                sampler=optuna.samplers.RandomSampler(),  # replaced below, once counted
+            )
+        with store_lock(url, CLAIM_LOCK):
+            started_with = study.user_attrs.get(OVERRIDES)
+            if started_with is None:
+                study.set_user_attr(OVERRIDES, fixed_lines)
+            elif list(started_with) != fixed_lines:
+                log.warning(
+                    "study %s was started with overrides %s, now %s: its trials mix both",
+                    name,
+                    " ".join(started_with) or "(none)",
+                    " ".join(fixed_lines) or "(none)",
+                )
+            if isinstance(storage, str):  # no heartbeats: one sweeper process per study
+                interrupted = recover_interrupted(study)
+                if interrupted:
+                    log.info("trials %s were left running by a stopped search", interrupted)
+            runs.attach_parent(study, self.parent_params(url))
+        study.sampler = self.make_sampler(offset=len(study.trials))
+        return study
+
+    def parent_params(self, url: str) -> dict[str, str]:
+        return {
+            "storage": redact(url),
+            "direction": self.direction,
+            "n_trials": str(self.n_trials),
+        }
+
+    def run_trials(
+        self,
+        study: optuna.Study,
+        url: str,
+        space: Mapping[str, Any],
+        fixed: Mapping[str, str],
+        runs: TrialRuns,
+    ) -> list[Sequence[JobReturn]]:
+        """Claim, launch and tell trials until the study holds ``n_trials`` counted ones; with
+        none left to claim while others run, wait for them (or for them to go stale)."""
+        assert self.config is not None
+        returns: list[Sequence[JobReturn]] = []
+        while True:
+            trials, done = claim(study, url, space, self.n_trials, self.n_jobs)
+            if not trials:
+                if done >= self.n_trials or self.heartbeat_interval is None:
+                    return returns
+                time.sleep(self.heartbeat_interval)
+                continue
+            for group in consecutive(trials):
+                returns.append(self.launch(study, url, group, fixed, runs))
+
+    def launch(
+        self,
+        study: optuna.Study,
+        url: str,
+        trials: Sequence[optuna.Trial],
+        fixed: Mapping[str, str],
+        runs: TrialRuns,
+    ) -> Sequence[JobReturn]:
+        """Run one batch of trials (job numbers = trial numbers) and tell their results; a
+        batch that cannot run is failed, not counted, and its parameters re-queued."""
+        from optuna.trial import TrialState
+
+        assert self.config is not None
+        name = study.study_name
+        batch = [[*trial_overrides(fixed, t.params), *job_env(name, t.number)] for t in trials]
+        pending = {t.number: t for t in trials}
+        try:
+            try:
+                self.validate_batch_is_legal(batch)
+            except Exception:
+                for trial in trials:
+                    study.tell(trial, state=TrialState.FAIL)
+                exclude(study, pending)
+                pending.clear()
+                raise
+            with heartbeats(trials):
+                results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            HydraConfig.instance().set_config(self.config)
+            for trial, ret in zip(trials, results, strict=True):
+                self.tell(study, trial, ret, runs)
+                del pending[trial.number]
+        finally:
+            if pending:
+                with store_lock(url, CLAIM_LOCK):
+                    abandon(study, list(pending.values()))
+        return results
 
     def tell(
         self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn, runs: TrialRuns
@@ -249,51 +288,3 @@ class OptunaSweeper(Sweeper):
             study.tell(trial, state=TrialState.FAIL)
         else:
             study.tell(trial, value)
-
-    def finish(self, study: optuna.Study, runs: TrialRuns, storage: str) -> None:
-        """Tag the best trial's run and write ``optimization_results.yaml`` to the sweep dir."""
-        from lrexp.tracking.store import redact
-
-        assert self.config is not None
-        results: dict[str, Any] = {
-            "name": "lrexp_optuna",
-            "study_name": study.study_name,
-            "storage": redact(storage),
-            "direction": self.direction,
-            "trials_done": count_done(study),
-        }
-        try:
-            best = study.best_trial
-        except ValueError:
-            log.warning("study %s has no completed trial yet", study.study_name)
-            best = None
-        if best is not None:
-            run_id = best.user_attrs.get(RUN_ID)
-            try:
-                runs.tag_best(run_id)
-                runs.tag_parent(
-                    {
-                        TAG_STUDY: study.study_name,
-                        "optuna_best_trial": str(best.number),
-                        "optuna_best_value": repr(best.value),
-                        "optuna_best_run_id": str(run_id),
-                    }
-                )
-            except Exception as err:
-                log.warning("best trial's MLflow run not tagged: %s", err)
-            results.update(
-                best_trial=best.number,
-                best_value=best.value,
-                best_params=dict(best.params),
-                best_mlflow_run_id=run_id,
-            )
-            log.info(
-                "best trial %d: value %s, params %s, MLflow run %s",
-                best.number,
-                best.value,
-                best.params,
-                run_id,
-            )
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")

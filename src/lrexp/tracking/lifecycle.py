@@ -93,6 +93,7 @@ def start_run(
 ) -> TrackedRun:
     """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
     full flattened config as params."""
+    from lrexp.search.workers import trial_tags
     from lrexp.tracking.store import TrackedRun, TrackingUnavailableError
 
     tags = {
@@ -112,6 +113,7 @@ def start_run(
         tags["mlflow.parentRunId"] = parent
         tags["sweep_id"] = parent
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
+    tags.update(trial_tags(os.environ))  # a search's job: its study and trial
     uri = str(cfg.logger.tracking_uri)
     name, experiment = name or run_name(cfg), str(cfg.logger.experiment_name)
     artifacts = cfg.logger.get("artifact_location")

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from lrexp.errors import TrackingUnavailableError
 from lrexp.tracking.history_file import TOKEN_TAG
 from lrexp.tracking.server import access_error, is_http
+from lrexp.tracking.storelock import store_lock
 from lrexp.tracking.uri import METRICS_PER_BATCH, PARAMS_PER_BATCH, redact
 
 T = TypeVar("T")
@@ -59,6 +60,12 @@ def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[start : start + size]
 
 
+def open_client(tracking_uri: str) -> MlflowClient:
+    """An MLflow client; a new store is created (migrated) by one process at a time."""
+    with store_lock(tracking_uri):
+        return MlflowClient(tracking_uri)
+
+
 class TrackedRun:
     """One MLflow run, created before training so every process can share its id."""
 
@@ -76,9 +83,13 @@ class TrackedRun:
             # fail within seconds, not after MLflow's default minutes of retries
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        self.client = MlflowClient(tracking_uri)
         try:
-            self._open(experiment_name, run_name, tags, artifact_location, run_id)
+            # creating (migrating) a new store and the experiment: one process at a time
+            with store_lock(tracking_uri):
+                self.client = MlflowClient(tracking_uri)
+                location = artifact_uri(tracking_uri, artifact_location)
+                experiment_id = None if run_id else self.experiment_id(experiment_name, location)
+            self._open(experiment_id, experiment_name, run_name, tags, run_id)
         except Exception as err:
             status = getattr(err, "get_http_status_code", lambda: 0)()
             refused = access_error(tracking_uri, experiment_name, status)
@@ -94,15 +105,14 @@ class TrackedRun:
 
     def _open(
         self,
+        experiment_id: str | None,
         experiment_name: str,
         run_name: str,
         tags: Mapping[str, str],
-        artifact_location: str | None,
         run_id: str | None,
     ) -> None:
         if run_id is None:
-            location = artifact_uri(self.tracking_uri, artifact_location)
-            experiment_id = self.experiment_id(experiment_name, location)
+            assert experiment_id is not None
             run = retry_locked(
                 lambda: self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
             )

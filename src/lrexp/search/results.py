@@ -1,0 +1,70 @@
+"""The end of a worker's search: the best trial's run tagged, the study's parent ended when
+the study is complete, and ``optimization_results.yaml`` in the sweep directory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import OmegaConf
+
+from lrexp.search.runs import TAG_STUDY, TrialRuns
+from lrexp.search.study import RUN_ID, count_done, count_running
+from lrexp.tracking.uri import redact
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger("lrexp.search")
+
+
+def finish(
+    study: optuna.Study, runs: TrialRuns, storage: str, sweep_dir: Path, n_trials: int
+) -> None:
+    """Tag the best trial's run, end the study's parent run once the study is complete (no
+    trial left running anywhere), and write ``optimization_results.yaml`` to ``sweep_dir``."""
+    done = count_done(study)
+    results: dict[str, Any] = {
+        "name": "lrexp_optuna",
+        "study_name": study.study_name,
+        "storage": redact(storage),
+        "direction": study.direction.name.lower(),
+        "trials_done": done,
+    }
+    try:
+        best = study.best_trial
+    except ValueError:
+        log.warning("study %s has no completed trial yet", study.study_name)
+        best = None
+    if best is not None:
+        run_id = best.user_attrs.get(RUN_ID)
+        try:
+            runs.tag_best(run_id)
+            runs.tag_parent(
+                {
+                    TAG_STUDY: study.study_name,
+                    "optuna_best_trial": str(best.number),
+                    "optuna_best_value": repr(best.value),
+                    "optuna_best_run_id": str(run_id),
+                }
+            )
+        except Exception as err:
+            log.warning("best trial's MLflow run not tagged: %s", err)
+        results.update(
+            best_trial=best.number,
+            best_value=best.value,
+            best_params=dict(best.params),
+            best_mlflow_run_id=run_id,
+        )
+        log.info(
+            "best trial %d: value %s, params %s, MLflow run %s",
+            best.number,
+            best.value,
+            best.params,
+            run_id,
+        )
+    if done >= n_trials and count_running(study) == 0:
+        runs.end_parent()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
