@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.optim import Optimizer
 
 from lrexp.optim import schedule_free_lr
@@ -145,3 +146,35 @@ class KeepCheckpoints(pl.Callback):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.keep(trainer)
+
+
+class ExcessLoss(pl.Callback):
+    """``train/excess`` and ``test/excess``: L(θ) − L(θ*) on the whole training and test sets,
+    at every validation and at the test, for a data module that knows its optimum
+    (``optimal_loss()`` and ``full_split(split)``, :mod:`lrexp.data.regression`)."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def excess(self, pl_module: pl.LightningModule) -> dict[str, float]:
+        optimum = self.data.optimal_loss()
+        values = {}
+        with torch.no_grad():
+            for split in ("train", "test"):
+                x, y = (t.to(pl_module.device) for t in self.data.full_split(split))
+                loss = pl_module.task.loss(pl_module.net(x), y)  # type: ignore[union-attr,operator]
+                values[f"{split}/excess"] = float(loss) - optimum[split]
+        return values
+
+    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+        values = self.excess(pl_module)
+        if pl_module.logger is not None and trainer.is_global_zero:
+            pl_module.logger.log_metrics(values, step=trainer.global_step)
+        return values
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._log(trainer, pl_module)
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.log_dict(self._log(trainer, pl_module), logger=False)

@@ -95,7 +95,7 @@ def run_task(cfg: DictConfig) -> float | None:
         print(f"lrexp: job failed: {type(err).__name__}: {err}", file=sys.stderr)
         return None
     report(cfg, result.run_id, result.metrics)
-    return result.metrics.get("val/acc")
+    return result.metrics.get(result.objective)
 
 
 #: Hydra flags that print information instead of running; they skip the preflight check.

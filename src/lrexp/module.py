@@ -1,4 +1,5 @@
-"""The LightningModule: cross-entropy classification with a configured optimizer and schedule."""
+"""The LightningModule: a task's loss and metrics (:mod:`lrexp.tasks`) with a configured
+optimizer and schedule."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassAccuracy
 
 from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer, is_schedule_free
@@ -20,6 +19,7 @@ from lrexp.plan import StepPlan, positions_for
 from lrexp.resume import RecordedPlan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
+from lrexp.tasks import Task
 
 #: the schedule keys that tell Classifier._step_schedulers when to step (the metric-driven
 #: families' ``monitor`` is read by lrexp itself, in :meth:`Classifier.on_validation_epoch_end`)
@@ -59,8 +59,8 @@ class StepOptions:
         return kwargs, options
 
 
-class Classifier(pl.LightningModule):
-    """Trains ``net`` with cross-entropy; logs loss and accuracy per split at epoch ends.
+class LRModule(pl.LightningModule):
+    """Trains ``net`` on ``task``'s loss; logs the task's metrics per split at epoch ends.
 
     Each training batch runs forward, backward and (at the end of an accumulation window, as
     Lightning's automatic optimization would) the optimizer and step-interval scheduler steps.
@@ -69,7 +69,7 @@ class Classifier(pl.LightningModule):
     def __init__(
         self,
         net: nn.Module,
-        num_classes: int,
+        task: Task,
         optimizer: Mapping[str, Any],
         schedule: Mapping[str, Any],
         steps: StepOptions,
@@ -86,16 +86,7 @@ class Classifier(pl.LightningModule):
         self.net = net
         self.optimizer_cfg = dict(optimizer)
         self.schedule_cfg = dict(schedule)
-        self.accuracy = nn.ModuleDict(
-            {
-                f"{split}_acc": MulticlassAccuracy(
-                    num_classes, average="micro", validate_args=False
-                )
-                for split in ("val", "test")
-            }
-        )
-        for split in ("val", "test"):
-            self.metric(split).persistent(True)  # a mid-epoch checkpoint keeps the running state
+        self.task = task
         self.loss_sums: dict[str, Tensor] = {}
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
@@ -112,14 +103,14 @@ class Classifier(pl.LightningModule):
         cls,
         cfg: DictConfig,
         net: nn.Module,
-        num_classes: int,
+        task: Task,
         plan: StepPlan,
         recorded: RecordedPlan | None = None,
-    ) -> Classifier:
-        """The Classifier of a run: ``cfg``'s optimizer, schedule and step options."""
+    ) -> LRModule:
+        """The module of a run: ``cfg``'s optimizer, schedule and step options."""
         return cls(
             net,
-            num_classes,
+            task,
             OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
             OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
             StepOptions.split(cfg.trainer)[1],
@@ -135,44 +126,33 @@ class Classifier(pl.LightningModule):
         else:
             super().__setattr__(name, value)
 
-    def metric(self, split: str) -> MulticlassAccuracy:
-        """The torchmetrics accuracy of ``val`` or ``test``."""
-        return self.accuracy[f"{split}_acc"]  # type: ignore[return-value]
-
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
     def _step(self, batch: tuple[Tensor, Tensor], split: str) -> Tensor:
         x, y = batch
-        logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        outputs = self.net(x)
+        loss = self.task.loss(outputs, y)
         with torch.no_grad():
             if split != "train":
-                self.metric(split).update(logits, y)
-            # loss sum, correct predictions and examples, summed on the device: no host sync
-            correct = (logits.argmax(dim=-1) == y).sum()
-            count = loss.new_tensor(float(len(y)))
-            stats = torch.stack((loss.detach() * count, correct.to(loss.dtype), count))
+                self.task.update(split, outputs, y)
+            stats = self.task.step_sums(outputs, y, loss)  # summed on the device: no host sync
             total = self.loss_sums.get(split)
             self.loss_sums[split] = stats if total is None else total.add_(stats)
         return loss
 
     def _epoch_metrics(self, split: str) -> dict[str, float]:
-        """Mean loss and accuracy over the epoch, synced across processes; then reset.
-
-        Validation and test accuracy come from torchmetrics; training accuracy is the same
-        micro accuracy counted on the device in each step (cheaper than a metric update).
-        """
+        """The task's metrics over the epoch, summed across processes; then reset. A model with
+        ``logged_values()`` (the seed's linear regression: its weights) adds those to
+        validation's."""
         sums = self.loss_sums.pop(split, None)
         if sums is None:
             return {}
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
-        if split == "train":
-            accuracy = sums[1] / sums[2]
-        else:
-            accuracy = self.metric(split).compute()
-            self.metric(split).reset()
-        metrics = {f"{split}/loss": float(sums[0] / sums[2]), f"{split}/acc": float(accuracy)}
+        metrics = self.task.epoch_metrics(split, sums)
+        logged_values = getattr(self.net, "logged_values", None)
+        if split == "val" and callable(logged_values):
+            metrics.update(logged_values())
         # callback_metrics (checkpoint monitor, progress bar) get them through Lightning; the
         # store gets them at step = optimizer updates so far, the same axis as the `lr` trace
         self.log_dict(metrics, rank_zero_only=True, logger=False)
@@ -275,7 +255,7 @@ class Classifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.loss_sums.pop("val", None)
-            self.metric("val").reset()
+            self.task.reset("val")
             return
         self._epoch_metrics("val")
         if self.scheduler is not None and self.trainer.state.fn == "fit":

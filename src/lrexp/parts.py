@@ -7,7 +7,9 @@ lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
   ``name``: lrexp's label for the part (run names, tags), passed on only to a constructor
   that takes a ``name`` argument (the tensor data module takes its source that way);
 * lrexp offers what it knows of the data to the model by keyword: ``input_shape`` (one
-  example's shape) and ``num_classes``, each given when the constructor takes it by that name;
+  example's shape), and ``num_outputs`` (classes or real-valued outputs; also offered as
+  ``num_classes``), each given when the constructor takes it by that name; a task is offered
+  ``num_classes``/``num_outputs`` the same way;
 * arguments arrive as plain Python (lists, dicts); a node with nested ``_target_`` nodes is
   built by Hydra's ``instantiate`` (``_convert_: all`` unless the node says otherwise);
   ``_partial_: true`` gives a ``functools.partial``;
@@ -33,6 +35,7 @@ from torch import nn
 from lrexp.data.describe import DataInfo, describe
 from lrexp.errors import ConfigError, named_config_error
 from lrexp.targets import accepted, arguments_of, check_arguments, offered_to, target_of
+from lrexp.tasks import Task
 
 #: lrexp's label key in the model, dataset and optimizer groups
 LABEL = "name"
@@ -80,7 +83,7 @@ def build(node: Mapping[str, Any], group: str, **offered: Any) -> Any:
     the target takes by name."""
     node = plain(node)
     target = target_of(node, group)
-    names = offered_to(target, offered)
+    names = {k: v for k, v in offered_to(target, offered).items() if k not in node}
     reserved = () if LABEL in accepted(target)[0] else (LABEL,)
     arguments = arguments_of(node, reserved)
     check_arguments(target, arguments, group, names)
@@ -124,8 +127,8 @@ def build_datamodule(node: Mapping[str, Any]) -> pl.LightningDataModule:
 
 
 def build_model(node: Mapping[str, Any], info: DataInfo) -> nn.Module:
-    """The model ``node`` names, offered the data's ``input_shape`` and ``num_classes``."""
-    model = build(node, "model", input_shape=info.input_shape, num_classes=info.num_classes)
+    """The model ``node`` names, offered the data's ``input_shape`` and output count."""
+    model = build(node, "model", **info.offered)
     if isinstance(model, functools.partial):  # _partial_: true, completed with the data's sizes
         model = model()
     if not isinstance(model, nn.Module):
@@ -133,8 +136,19 @@ def build_model(node: Mapping[str, Any], info: DataInfo) -> nn.Module:
     return model
 
 
+def build_task(node: Mapping[str, Any], info: DataInfo, data_label: str) -> Task:
+    """The task ``node`` names, offered the data's output count; it must accept the kind of
+    targets the data has."""
+    task = build(node, "task", num_classes=info.num_outputs, num_outputs=info.num_outputs)
+    if not isinstance(task, Task):
+        raise ConfigError("task._target_", f"{type(task).__qualname__} is not a lrexp.tasks.Task")
+    task.check_targets(info.targets, data_label)
+    return task
+
+
 def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
-    """Run ``model`` on two zero examples of the data's shape: one output per class each."""
+    """Run ``model`` on two zero examples of the data's shape: ``num_outputs`` outputs each
+    (one per class)."""
     example = torch.zeros((2, *info.input_shape))
     training = model.training
     model.eval()
@@ -148,12 +162,13 @@ def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -
         ) from None
     finally:
         model.train(training)
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_classes):
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_outputs):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        what = "classes" if info.targets == "classes" else "target values per example"
         raise ConfigError(
             group,
             f"gives outputs of shape {shape} for 2 examples, but the data has "
-            f"{info.num_classes} classes: expected (2, {info.num_classes})",
+            f"{info.num_outputs} {what}: expected (2, {info.num_outputs})",
         )
 
 

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.callbacks import AtStep, KeepCheckpoints, LRTrace, validate_now
+from lrexp.callbacks import AtStep, ExcessLoss, KeepCheckpoints, LRTrace, validate_now
 from lrexp.data import TensorDataModule
 from lrexp.data.describe import class_name, describe
 from lrexp.digests import weights_digest
@@ -30,9 +30,9 @@ from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
 from lrexp.lr_find.settings import AUTO, with_lr
-from lrexp.module import Classifier, StepOptions
+from lrexp.module import LRModule, StepOptions
 from lrexp.optim import scaled_lr
-from lrexp.parts import build_datamodule, build_model
+from lrexp.parts import build_datamodule, build_model, build_task
 from lrexp.plan import StepPlan, step_plan, world_size
 from lrexp.resume import (
     CheckpointInfo,
@@ -42,6 +42,7 @@ from lrexp.resume import (
     resume_from,
 )
 from lrexp.tags import ORDER_UNKNOWN_TAG
+from lrexp.tasks import Task
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
 
@@ -58,6 +59,7 @@ class RunResult:
     run_id: str | None
     output_dir: Path
     global_step: int
+    objective: str = "val/acc"  #: the task's objective: what a sweeper optimizes
 
 
 def log_dataset(run: TrackedRun, cfg: DictConfig, data: pl.LightningDataModule) -> None:
@@ -88,14 +90,18 @@ def build_trainer(
     output_dir: Path,
     logger: BufferedMlflowLogger | None,
     plan: StepPlan,
+    task: Task,
     on_keep: Callable[[int, Path], None] = lambda step, path: None,
 ) -> tuple[pl.Trainer, ModelCheckpoint]:
-    """The Trainer of a run: checkpoints (best, last and the kept steps), the LR trace, a
-    checkpoint on SIGTERM/SIGINT, and a validation at the run's last step
+    """The Trainer of a run: checkpoints (best on the task's objective unless
+    ``callbacks.checkpoint.monitor`` says otherwise, last, and the kept steps), the LR trace,
+    a checkpoint on SIGTERM/SIGINT, and a validation at the run's last step
     (:func:`validate_now`)."""
     callbacks_cfg = cfg.callbacks
     options: dict[str, Any] = OmegaConf.to_container(callbacks_cfg.checkpoint)  # type: ignore[assignment]
     keep_steps, keep_every = options.pop("keep_steps", []), options.pop("keep_every_n_steps", None)
+    options["monitor"] = options.get("monitor") or task.objective
+    options["mode"] = options.get("mode") or task.mode
     folder = output_dir / "checkpoints"
     checkpoint = ModelCheckpoint(
         dirpath=folder, filename="best-step{step}", auto_insert_metric_name=False, **options
@@ -185,7 +191,8 @@ def train(
     pairing = pairing_tags(net, data)
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
-    module = Classifier.from_config(cfg, net, info.num_classes, plan, resumed.schedule)
+    task = build_task(cfg.task, info, str(cfg.dataset.get("name") or class_name(data)))
+    module = LRModule.from_config(cfg, net, task, plan, resumed.schedule)
     if resume is None and fork is not None:
         resume = fork.start(output_dir)  # a copy of the trunk's checkpoint at fork.at
 
@@ -204,7 +211,7 @@ def train(
         defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
-    lifecycle.tags.update(pairing)
+    lifecycle.tags.update({**pairing, **task.tags()})
     if resumed.extended_from is not None:
         lifecycle.tags["extended_from"] = str(resumed.extended_from)
     kept: list[int] = []
@@ -218,12 +225,13 @@ def train(
             lifecycle.run.set_tags(tags)
 
     with lifecycle:
-        trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, on_keep)
-        trainer.callbacks.extend([*callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
+        trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, task, on_keep)
+        extra = [ExcessLoss(data)] if callable(getattr(data, "optimal_loss", None)) else []
+        trainer.callbacks.extend([*extra, *callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = "best" if checkpoint.best_model_path else None
         trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
     metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
-    return RunResult(metrics, lifecycle.run_id, output_dir, trainer.global_step)
+    return RunResult(metrics, lifecycle.run_id, output_dir, trainer.global_step, task.objective)

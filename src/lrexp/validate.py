@@ -34,7 +34,14 @@ from lrexp.optim import (
     scaled_lr,
     schedule_free_class,
 )
-from lrexp.parts import TENSOR_DATA, build_model, check_model_output, data_info, label
+from lrexp.parts import (
+    TENSOR_DATA,
+    build_model,
+    build_task,
+    check_model_output,
+    data_info,
+    label,
+)
 from lrexp.plan import check_devices, planned_steps, world_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
@@ -66,10 +73,10 @@ def validate(cfg: DictConfig) -> None:
     seed = container.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
-    for group in ("dataset", "model", "optimizer"):
+    for group in ("task", "dataset", "model", "optimizer"):
         label(container[group], group)  # each names its class (or says it does not)
     for key in ("batch_size", "eval_batch_size"):
-        if key in dataset:
+        if dataset.get(key) is not None or dataset.get("_target_") == TENSOR_DATA:
             _positive_int(dataset.get(key), f"dataset.{key}")
     if model.get("channels_last") and dataset.get("name") in SIGNAL_DATASETS:
         raise ConfigError(
@@ -111,9 +118,9 @@ def validate(cfg: DictConfig) -> None:
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     trainer = container["trainer"]
-    check_model_and_optimizer(
-        data_info(dataset, world_size(trainer)), model, {**optimizer, "lr": lr}
-    )
+    info = data_info(dataset, world_size(trainer))
+    build_task(container["task"], info, label(dataset, "dataset"))
+    check_model_and_optimizer(info, model, {**optimizer, "lr": lr})
     _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
     max_steps = trainer.get("max_steps")
     if not isinstance(max_steps, int) or (max_steps < 1 and max_steps != -1):

@@ -23,12 +23,13 @@ from torch import Tensor, nn
 
 from lrexp.configs import config_dir
 from lrexp.data import DataInfo, TensorDataModule
-from lrexp.module import Classifier
+from lrexp.module import LRModule
 from lrexp.optim import build_optimizer
 from lrexp.parts import build_datamodule, build_model
 from lrexp.plan import step_plan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
+from lrexp.tasks import Classification
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
 
@@ -144,11 +145,11 @@ def lrexp_path(
     trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
     plan = step_plan(trainer_cfg)
     model = fresh_model(cfg, data)
-    module = Classifier.from_config(cfg, model, data.num_classes, plan)
+    module = LRModule.from_config(cfg, model, Classification(data.num_classes), plan)
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
-    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger, plan)
+    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger, plan, module.task)
     clock = StepClock(warmup)
     trainer.callbacks.append(clock)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=data)

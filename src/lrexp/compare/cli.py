@@ -56,8 +56,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--metric",
-        default="test/acc",
-        help=f"the tested number: {', '.join(OUTCOMES)} (default test/acc = test_acc)",
+        help=f"the tested number: {', '.join(OUTCOMES)}, or any metric the runs log with its "
+        "direction (test/mse, test/excess); default: the runs' task's test metric (test/acc "
+        "for classification, test/mse for regression)",
     )
     parser.add_argument(
         "--target", type=number(False), help="val/acc that steps_to_target counts the steps to"

@@ -46,7 +46,7 @@ def compare(
     out_dir: str | Path,
     group_by: str | None = None,
     bulk: bool = True,
-    metric: str = "test/acc",
+    metric: str | None = None,
     target: float | None = None,
     baseline: str | None = None,
     equivalence: float | None = None,
@@ -71,11 +71,10 @@ def compare(
     from lrexp.compare import figures, figures_rank
     from lrexp.compare.analysis import analyse
     from lrexp.compare.html import write_html
-    from lrexp.compare.outcomes import outcome
+    from lrexp.compare.outcomes import objective_metric, outcome
     from lrexp.compare.report import Report, write_csv, write_json, write_markdown
     from lrexp.tracking.store import mark_dead_runs_killed
 
-    which = outcome(metric, target)
     client = open_client(tracking_uri)
     runs, what = select_runs(
         client, experiment=experiment, parent=parent, filter_string=filter_string
@@ -85,8 +84,10 @@ def compare(
     records.sort(key=lambda r: (r.start_time or 0, r.name))
     assign_identities(records)
     records, dropped = deduplicate(records)
+    which = outcome(metric, target, records)
 
-    keys = sorted({k for r in records for k in r.latest if is_lr_key(k) or k in VAL_KEYS})
+    curves = (*VAL_KEYS, objective_metric(records))
+    keys = sorted({k for r in records for k in r.latest if is_lr_key(k) or k in curves})
     vouchers = {
         r.run_id: (r.tags[TOKEN_TAG], r.latest)
         for r in records

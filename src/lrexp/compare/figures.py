@@ -118,13 +118,17 @@ def panels(analysis: Analysis) -> list[tuple[str, list[Config]]]:
 
 
 def learning_curves(analysis: Analysis, path: Path) -> Path:
-    """Small multiples: one row per panel, columns val/acc, val/loss and LR; each curve is a
-    configuration's mean over seeds with its 95 % CI band."""
+    """Small multiples: one row per panel, columns the runs' objective (val/acc; val/mse for
+    regression), val/loss and LR; each curve is a configuration's mean over seeds with its
+    95 % CI band."""
+    from lrexp.compare.outcomes import objective_metric
     from lrexp.plots import new_figure, palette, save, wants_log_scale
 
     groups = panels(analysis)
     fig = new_figure(17.0, 0.6 + 3.3 * len(groups))
-    columns = ("val/acc", "val/loss", "lr")
+    records = [run for config in analysis.configs for run in config.runs.values()]
+    objective = objective_metric(records)
+    columns = (objective, "val/loss", "lr")
     for r, (title, members) in enumerate(groups):
         axes = [fig.add_subplot(len(groups), 3, 3 * r + i + 1) for i in range(3)]
         for (color, style), config in zip(palette(len(members)), members, strict=True):
@@ -141,7 +145,7 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
             ax.set_xlabel("optimizer step")
             ax.grid(True, alpha=0.3)
             values = [float(v) for line in ax.get_lines() for v in np.ravel(line.get_ydata())]
-            if key != "val/acc" and wants_log_scale(
+            if key != objective and wants_log_scale(
                 values, decades=1.5 if key == "val/loss" else 2
             ):
                 ax.set_yscale("log")

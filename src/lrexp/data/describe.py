@@ -4,8 +4,10 @@ The contract a ``LightningDataModule`` fulfils to train under lrexp (``dataset._
 
 * required: ``train_dataloader()`` with a length (batches per epoch) and ``val_dataloader()``,
   batches of ``(inputs, targets)``;
-* ``input_shape`` and ``num_classes`` attributes after ``setup("fit")`` (the model is sized
-  and checked with them; without ``input_shape`` the first training batch gives it);
+* ``input_shape`` and ``num_classes`` (class-index targets) or ``num_outputs`` (real-valued
+  targets, shaped ``(N, num_outputs)``) attributes after ``setup("fit")``: the model is sized
+  and checked with them (without ``input_shape`` the first training batch gives it), and the
+  task checks the kind of targets (:mod:`lrexp.tasks`);
 * optional ``planned_shape()`` and ``planned_train_batches()``: the same without loading any
   data (lrexp's :class:`~lrexp.data.TensorDataModule` has both, so a bad config costs nothing);
 * optional ``order_digest()``: a digest of the first epoch's sample order, which proves that
@@ -31,8 +33,18 @@ class DataInfo:
     """A data module as the planner and the model builder see it."""
 
     input_shape: tuple[int, ...]  #: one example, without the batch dimension
-    num_classes: int
+    num_outputs: int  #: classes, or real-valued outputs per example
     train_batches: int  #: training batches per epoch on one process of the run
+    targets: str = "classes"  #: ``classes`` (class indices) or ``values`` (real values)
+
+    @property
+    def offered(self) -> dict[str, Any]:
+        """What lrexp offers a model constructor by keyword (:mod:`lrexp.parts`)."""
+        return {
+            "input_shape": self.input_shape,
+            "num_classes": self.num_outputs,
+            "num_outputs": self.num_outputs,
+        }
 
 
 def class_name(data: object) -> str:
@@ -89,12 +101,13 @@ def describe(data: pl.LightningDataModule, world_size: int = 1, load: bool = Fal
     ``setup("fit")``."""
     planned_shape = getattr(data, "planned_shape", None)
     planned_batches = getattr(data, "planned_train_batches", None)
+    targets = str(getattr(data, "target_kind", "classes"))
     if planned_shape is not None and planned_batches is not None:
-        shape, classes = planned_shape()
+        shape, outputs = planned_shape()
         if load:
             data.prepare_data()
             data.setup("fit")
-        return DataInfo(tuple(shape), int(classes), int(planned_batches()))
+        return DataInfo(tuple(shape), int(outputs), int(planned_batches()), targets)
     data.prepare_data()
     data.setup("fit")
     loader = data.train_dataloader()
@@ -115,11 +128,12 @@ def describe(data: pl.LightningDataModule, world_size: int = 1, load: bool = Fal
                 "(inputs, targets) tensors, or an input_shape attribute",
             )
         shape = tuple(inputs.shape[1:])
-    classes = getattr(data, "num_classes", None)
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+    classes, outputs = getattr(data, "num_classes", None), getattr(data, "num_outputs", None)
+    count, targets = (classes, "classes") if classes is not None else (outputs, "values")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ConfigError(
             "dataset",
-            f"{class_name(data)} has no num_classes (an int >= 1) after setup('fit'); "
-            "lrexp sizes and checks the model with it",
+            f"{class_name(data)} has neither num_classes nor num_outputs (an int >= 1) after "
+            "setup('fit'); lrexp sizes and checks the model with it",
         )
-    return DataInfo(tuple(int(s) for s in shape), classes, batches)
+    return DataInfo(tuple(int(s) for s in shape), count, batches, targets)

@@ -26,7 +26,7 @@ from lrexp.plan import step_plan
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from lrexp.module import Classifier
+    from lrexp.module import LRModule
 
 #: Trainer settings of the run that the search does not take over: it has its own length, no
 #: validation, no checkpoints, no logger, and runs in one process (a data-parallel run shards
@@ -63,13 +63,13 @@ class LRFindResult:
         return min(range(len(self.lrs)), key=lambda i: abs(self.lrs[i] - self.suggestion))
 
 
-def _search_classifier() -> type[Classifier]:
+def _search_module() -> type[LRModule]:
     import torch
 
-    from lrexp.module import Classifier
+    from lrexp.module import LRModule
 
-    class SearchClassifier(Classifier):
-        """The run's Classifier under Lightning's automatic optimization, whose LR finder then
+    class SearchModule(LRModule):
+        """The run's module under Lightning's automatic optimization, whose LR finder then
         sees the accumulation window (one point per optimizer step); a non-finite loss stops
         the search instead of raising."""
 
@@ -84,7 +84,7 @@ def _search_classifier() -> type[Classifier]:
             self.trainer.should_stop = True  # Lightning records NaN for this step
             return None
 
-    return SearchClassifier
+    return SearchModule
 
 
 def search_trainer(cfg: DictConfig, options: LRFindSettings, root: Path) -> pl.Trainer:
@@ -109,7 +109,7 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
 
     from lrexp.data import describe
     from lrexp.module import StepOptions
-    from lrexp.parts import build_datamodule, build_model
+    from lrexp.parts import build_datamodule, build_model, build_task
     from lrexp.plan import world_size
     from lrexp.validate import validate
 
@@ -130,7 +130,8 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     )
     plan = step_plan(search)  # type: ignore[arg-type]
     constant = {"name": "constant"}
-    module = _search_classifier()(net, info.num_classes, optimizer, constant, StepOptions(), plan)
+    task = build_task(cfg.task, info, str(cfg.dataset.get("name")))
+    module = _search_module()(net, task, optimizer, constant, StepOptions(), plan)
 
     trainer = search_trainer(cfg, options, root)
     finder = Tuner(trainer).lr_find(

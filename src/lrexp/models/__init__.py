@@ -1,11 +1,13 @@
 """lrexp's models: plain ``nn.Module`` classes named by ``_target_`` in ``conf/model/``.
 
-Each takes ``input_shape`` and ``num_classes``, which lrexp offers every model constructor
-that names them (:mod:`lrexp.parts`): a user's model is built the same way.
+Each takes ``input_shape`` and ``num_classes`` (``Linear``: ``num_outputs``), which lrexp
+offers every model constructor that names them (:mod:`lrexp.parts`): a user's model is built
+the same way.
 """
 
 from lrexp.models.cnn import CNN
+from lrexp.models.linear import Linear
 from lrexp.models.lstm import LSTM
 from lrexp.models.mlp import MLP
 
-__all__ = ["CNN", "LSTM", "MLP"]
+__all__ = ["CNN", "LSTM", "MLP", "Linear"]
