@@ -53,8 +53,8 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     from torch.optim import Optimizer
 
     from lrexp.data import describe
-    from lrexp.module import Classifier, StepOptions
-    from lrexp.parts import build_datamodule, build_model
+    from lrexp.parts import build_datamodule, build_model, build_task
+    from lrexp.train import lightning_module, split_trainer
 
     class Record(pl.Callback):
         def __init__(self) -> None:
@@ -75,15 +75,9 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     pl.seed_everything(0, verbose=False)
     data = build_datamodule(cfg.dataset)
     info = describe(data, load=True)
-    trainer_kwargs, steps = StepOptions.split(cfg.trainer)
-    module = Classifier(
-        build_model(cfg.model, info),
-        info.num_classes,
-        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
-        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-        steps,
-        step_plan(cfg),
-    )
+    trainer_kwargs, _ = split_trainer(cfg.trainer)
+    task = build_task(cfg.task, info, "data")
+    module = lightning_module(cfg, build_model(cfg.model, info), task, step_plan(cfg))
     record = Record()
     trainer = pl.Trainer(
         **trainer_kwargs,

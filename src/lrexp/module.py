@@ -10,7 +10,6 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from lrexp.errors import DivergedError
@@ -45,18 +44,6 @@ class StepOptions:
     accumulate: int = 1  #: ``trainer.accumulate_grad_batches``
     clip_val: float | None = None  #: ``trainer.gradient_clip_val``
     clip_algorithm: str = "norm"  #: ``trainer.gradient_clip_algorithm``: norm | value
-
-    @classmethod
-    def split(cls, trainer: DictConfig) -> tuple[dict[str, Any], StepOptions]:
-        """The ``trainer`` config as ``pl.Trainer`` keyword arguments without this class's
-        keys, and the options."""
-        kwargs: dict[str, Any] = OmegaConf.to_container(trainer, resolve=True)  # type: ignore[assignment]
-        options = cls(
-            accumulate=int(kwargs.pop("accumulate_grad_batches", None) or 1),
-            clip_val=kwargs.pop("gradient_clip_val", None),
-            clip_algorithm=str(kwargs.pop("gradient_clip_algorithm", None) or "norm"),
-        )
-        return kwargs, options
 
 
 class LRModule(pl.LightningModule):
@@ -97,26 +84,6 @@ class LRModule(pl.LightningModule):
         self.metric_driven = False
         #: gradients of an unfinished accumulation window are waiting for more micro-batches
         self.mid_window = False
-
-    @classmethod
-    def from_config(
-        cls,
-        cfg: DictConfig,
-        net: nn.Module,
-        task: Task,
-        plan: StepPlan,
-        recorded: RecordedPlan | None = None,
-    ) -> LRModule:
-        """The module of a run: ``cfg``'s optimizer, schedule and step options."""
-        return cls(
-            net,
-            task,
-            OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
-            OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-            StepOptions.split(cfg.trainer)[1],
-            plan,
-            recorded,
-        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook call (dozens per step); it is a

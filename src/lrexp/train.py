@@ -36,6 +36,7 @@ from lrexp.parts import build_datamodule, build_model, build_task
 from lrexp.plan import StepPlan, step_plan, world_size
 from lrexp.resume import (
     CheckpointInfo,
+    RecordedPlan,
     check_mid_epoch,
     plan_resume,
     read_checkpoint,
@@ -85,6 +86,37 @@ def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str
     return tags
 
 
+def split_trainer(trainer: DictConfig) -> tuple[dict[str, Any], StepOptions]:
+    """The ``trainer`` node as ``pl.Trainer`` keyword arguments, without the keys lrexp
+    applies itself (:class:`StepOptions`: accumulation and clipping), and those options."""
+    kwargs: dict[str, Any] = OmegaConf.to_container(trainer, resolve=True)  # type: ignore[assignment]
+    options = StepOptions(
+        accumulate=int(kwargs.pop("accumulate_grad_batches", None) or 1),
+        clip_val=kwargs.pop("gradient_clip_val", None),
+        clip_algorithm=str(kwargs.pop("gradient_clip_algorithm", None) or "norm"),
+    )
+    return kwargs, options
+
+
+def lightning_module(
+    cfg: DictConfig,
+    net: torch.nn.Module,
+    task: Task,
+    plan: StepPlan,
+    recorded: RecordedPlan | None = None,
+) -> LRModule:
+    """The LightningModule of a run: ``cfg``'s optimizer, schedule and step options."""
+    return LRModule(
+        net,
+        task,
+        OmegaConf.to_container(cfg.optimizer, resolve=True),  # type: ignore[arg-type]
+        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
+        split_trainer(cfg.trainer)[1],
+        plan,
+        recorded,
+    )
+
+
 def build_trainer(
     cfg: DictConfig,
     output_dir: Path,
@@ -118,7 +150,7 @@ def build_trainer(
         callbacks.append(KeepCheckpoints(keep_steps or [], keep_every, path_of, on_keep))
     if cfg.trainer.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=callbacks_cfg.progress_bar.refresh_rate))
-    trainer_kwargs, _ = StepOptions.split(cfg.trainer)
+    trainer_kwargs, _ = split_trainer(cfg.trainer)
     trainer = pl.Trainer(
         **trainer_kwargs,
         logger=logger if logger is not None else False,
@@ -192,7 +224,7 @@ def train(
     if cfg.get("compile"):
         net.compile()  # in place: checkpoints keep the plain parameter names
     task = build_task(cfg.task, info, str(cfg.dataset.get("name") or class_name(data)))
-    module = LRModule.from_config(cfg, net, task, plan, resumed.schedule)
+    module = lightning_module(cfg, net, task, plan, resumed.schedule)
     if resume is None and fork is not None:
         resume = fork.start(output_dir)  # a copy of the trunk's checkpoint at fork.at
 

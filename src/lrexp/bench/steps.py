@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from lrexp.configs import config_dir
 from lrexp.data import DataInfo, TensorDataModule
-from lrexp.module import LRModule
 from lrexp.optim import build_optimizer
 from lrexp.parts import build_datamodule, build_model
 from lrexp.plan import step_plan
@@ -138,14 +137,14 @@ def lrexp_path(
     cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str | None
 ) -> tuple[float, list[float]]:
     """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
-    from lrexp.train import build_trainer
+    from lrexp.train import build_trainer, lightning_module
 
     trainer_cfg = cfg.copy()
     OmegaConf.set_struct(trainer_cfg, False)
     trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
     plan = step_plan(trainer_cfg)
     model = fresh_model(cfg, data)
-    module = LRModule.from_config(cfg, model, Classification(data.num_classes), plan)
+    module = lightning_module(cfg, model, Classification(data.num_classes), plan)
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
