@@ -157,6 +157,11 @@ EXPERIMENT_BUDGETS = {
         ],
         {"constant": 1120, "cooldown-sqrt@140": 35, "cosine": 175},
     ),
+    "convex_study": (
+        [TINY, "hydra.sweeper.params.schedule='cosine,wsd'", "hydra.sweeper.params.seed=0"],
+        {"cosine": 10, "wsd": 10},
+    ),
+    "seed_linear_regression": ([], {"constant": 100}),  # one run: the seed's 100 steps
 }
 
 

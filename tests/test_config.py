@@ -15,7 +15,19 @@ from lrexp.optim import schedule_free_class
 from lrexp.targets import locate
 from lrexp.validate import validate
 
-GROUPS = ("dataset", "model", "optimizer", "schedule", "trainer", "logger", "callbacks", "paths")
+GROUPS = (
+    "task",
+    "dataset",
+    "model",
+    "optimizer",
+    "schedule",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+)
+#: options that need regression: they validate with the convex testbed and the linear model
+REGRESSION = {("task", "regression"), ("dataset", "convex"), ("dataset", "seed_linear")}
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS
@@ -37,7 +49,8 @@ def test_defaults(make_cfg: Callable[..., DictConfig]) -> None:
 def test_every_option_composes_and_validates(
     make_cfg: Callable[..., DictConfig], group: str, option: str
 ) -> None:
-    cfg = make_cfg(f"{group}={option}")
+    regression = ["task=regression", "dataset=convex", "model=linear"]
+    cfg = make_cfg(*(regression if (group, option) in REGRESSION else []), f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True)
     if schedule_free_class(locate(cfg.optimizer._target_, "optimizer")):  # needs constant
         with pytest.raises(ConfigError, match=r"needs schedule=constant"):

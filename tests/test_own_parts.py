@@ -318,3 +318,28 @@ def test_a_bad_part_is_one_line_before_anything_is_written(
         len(lines) == 1 and lines[0].startswith(f"lrexp: error: {message}")
     ), result.stderr[-2000:]
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("example")
+def test_a_dataloader_module_is_planned_per_process_under_ddp(
+    tmp_path: Path, make_cfg: Callable[..., DictConfig]
+) -> None:
+    """2010 training points in batches of 50: 41 batches on one process, and on each of two
+    processes Lightning's DistributedSampler share, ceil(ceil(2010 / 2) / 50) = 21."""
+    from lrexp.plan import planned_steps
+
+    rings = [*PARTS, "dataset.train_size=2010", "trainer.max_epochs=2"]
+    assert planned_steps(make_cfg(*rings)) == (82, 41)
+    assert planned_steps(make_cfg(*rings, "trainer=ddp_cpu")) == (42, 21)
+    result = run_cli([*rings, "trainer=ddp_cpu", *QUIET], cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    run = only_run(client)
+    assert run.info.status == "FINISHED"
+    trace = lr_trace(client, run.info.run_id)
+    assert [s for s, _ in trace] == list(range(42))  # the plan's steps, every one logged
+    total = 42
+    for step, value in trace:
+        left = 1 - step / total
+        assert value == pytest.approx(0.1 * left / (0.5 + 0.5 * left), rel=1e-12)
