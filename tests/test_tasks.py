@@ -202,3 +202,37 @@ def test_a_task_that_does_not_fit_is_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"lrexp: error: {message}"), result.stderr
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_a_regression_run_resumes_mid_epoch_exactly(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, tracking_uri: str
+) -> None:
+    """Stopped at step 150 (batch 50 of epoch 2) and resumed: the same excess-loss curve and
+    test MSE, bit for bit, as a run that never stopped."""
+    import signal
+
+    import pytorch_lightning as pl
+
+    class InterruptAt(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, *_: object) -> None:
+            if trainer.global_step == 150 and not trainer.fit_loop.restarting:
+                raise KeyboardInterrupt
+
+    base = ["task=regression", "dataset=convex", "model=linear", "trainer.max_epochs=3"]
+    base += [f"logger.tracking_uri={tracking_uri}", *QUIET]
+    whole = train(make_cfg(*base, f"paths.output_dir={tmp_path}/whole"))
+    with pytest.raises(SystemExit):
+        train(make_cfg(*base, f"paths.output_dir={tmp_path}/cut"), callbacks=[InterruptAt()])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    resumed = train(make_cfg(*base, f"paths.output_dir={tmp_path}/cut", f"ckpt_path={last}"))
+    assert resumed.metrics["test/mse"] == whole.metrics["test/mse"]
+    client = MlflowClient(tracking_uri)
+
+    def curve(run_id: str | None) -> list[tuple[int, float]]:
+        return sorted(
+            (m.step, m.value) for m in client.get_metric_history(str(run_id), "train/excess")
+        )
+
+    assert curve(resumed.run_id) == curve(whole.run_id)
+    assert [s for s, _ in curve(whole.run_id)][:3] == [100, 200, 300]
