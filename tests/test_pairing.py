@@ -12,9 +12,11 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from conftest import ROOT
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.digests import weights_digest
 from lrexp.parts import build_model
+from lrexp.tags import ORDER_UNKNOWN_TAG
 from lrexp.train import train
 
 ARMS = {
@@ -80,3 +82,34 @@ def test_order_digest_follows_the_training_order_and_augmentation() -> None:
     assert digest(shuffle_seed=1) != base
     assert digest(shuffle_seed=0, batch_size=32) != base
     assert digest(shuffle_seed=0, shift=1) != base
+
+
+def test_runs_whose_data_gives_no_order_are_unpaired_with_one_line(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """A data module without ``order_digest()`` tags its runs ``order_unknown`` with the
+    reason; lrexp-compare then calls those comparisons unpaired, in one line."""
+    from lrexp.compare.pairing import check, pairing_lines
+    from lrexp.compare.records import RunRecord
+
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    plain = [f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]", "dataset=plain"]
+    result = train(make_cfg(*plain, f"logger.tracking_uri={uri}", "trainer.max_steps=2"))
+    tags = MlflowClient(uri).get_run(str(result.run_id)).data.tags
+    assert "order_digest" not in tags and "init_digest" in tags
+    assert tags[ORDER_UNKNOWN_TAG] == "PlainDataModule has no order_digest()"
+
+    def record(arm: str, seed: str) -> RunRecord:
+        return RunRecord(f"{arm}{seed}", f"{arm}-s{seed}", "FINISHED", seed, {}, tags, {}, 0, 1)
+
+    a = {s: record("a", s) for s in ("0", "1")}
+    b = {s: record("b", s) for s in ("0", "1")}
+    pairing = check(a, b)
+    assert not pairing.paired
+    assert pairing.reason == "data order unknown: PlainDataModule has no order_digest()"
+    lines = pairing_lines([("a", "b", pairing), ("c", "b", pairing)])
+    assert lines == [
+        "unpaired: 2 of 2 comparisons: data order unknown: PlainDataModule has no "
+        "order_digest() (an order digest proves that runs with one seed saw the same batches); "
+        "unpaired statistics used for them"
+    ]

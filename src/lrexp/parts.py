@@ -19,6 +19,7 @@ lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
@@ -52,6 +53,23 @@ def label(node: Mapping[str, Any], group: str) -> str:
     if isinstance(target, str) and target:
         return target.rsplit(".", 1)[-1].lower()
     raise ConfigError(f"{group}._target_", "missing: name the class to build (a dotted path)")
+
+
+#: the groups whose parts carry a label (run names, tags)
+LABELLED = ("dataset", "model", "optimizer", "schedule")
+
+
+def with_labels(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with a ``name`` in every labelled group that has none (a user's part named only
+    by ``_target_``), so run names and tags read the same key for every part."""
+    missing = [group for group in LABELLED if not cfg[group].get(LABEL)]
+    if not missing:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for group in missing:
+            cfg[group][LABEL] = label(cfg[group], group)
+    return cfg
 
 
 def plain(node: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fo
 from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.module import LRModule, StepOptions
 from lrexp.optim import scaled_lr
-from lrexp.parts import build_datamodule, build_model, build_task
+from lrexp.parts import build_datamodule, build_model, build_task, with_labels
 from lrexp.plan import StepPlan, step_plan, world_size
 from lrexp.resume import (
     CheckpointInfo,
@@ -200,6 +200,7 @@ def train(
         raise ConfigError(
             "optimizer.lr", "auto is resolved by the LR finder before training (lrexp-train does)"
         )
+    cfg = with_labels(cfg)
     validate(cfg)
     fork = resolve_fork(cfg)
     if fork is not None:

@@ -71,9 +71,9 @@ def pairing_lines(checks: Sequence[tuple[str, str, Pairing]]) -> list[str]:
     unknown = [p.reason for _, _, p in checks if p.reason.startswith(UNKNOWN_ORDER)]
     if unknown:
         lines.append(
-            f"unpaired: {len(unknown)} of {len(checks)} comparisons, because the "
-            f"{sorted(set(unknown))[0]} (it proves that runs with one seed saw the same "
-            "batches); unpaired statistics used for them"
+            f"unpaired: {len(unknown)} of {len(checks)} comparisons: {sorted(set(unknown))[0]} "
+            "(an order digest proves that runs with one seed saw the same batches); unpaired "
+            "statistics used for them"
         )
     for arm, base, p in checks:
         if not p.paired and p.reason != MISSING and not p.reason.startswith(UNKNOWN_ORDER):

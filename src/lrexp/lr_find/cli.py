@@ -34,7 +34,10 @@ def train_at_auto_lr(cfg: DictConfig) -> RunResult:
 
 
 def train_or_tune(cfg: DictConfig) -> RunResult:
-    """What ``python train.py`` does with a composed config."""
+    """What ``python train.py`` does with a composed config (every part labelled first)."""
+    from lrexp.parts import with_labels
+
+    cfg = with_labels(cfg)
     if cfg.get("tune") is not None:
         return tune(cfg)
     if cfg.optimizer.get("lr") == AUTO:
