@@ -9,7 +9,7 @@ import pytest
 from lrexp.predict.bound import bound_curve, bound_terms, transfer_lr
 
 
-def brute_bound(eta: np.ndarray, lr: float, D: float, G: float) -> float:
+def brute_bound(eta: list[float], lr: float, D: float, G: float) -> float:
     """Theorem 10 of Defazio et al. 2023 (as used by Schaipp et al. 2025), sum by sum."""
     T = len(eta)
     total = sum(eta)
@@ -41,7 +41,7 @@ def wsd(T: int, cooldown: float = 0.2) -> np.ndarray:
 @pytest.mark.parametrize(("lr", "D", "G"), [(1.0, 1.0, 1.0), (0.3, 2.0, 0.5)])
 def test_bound_equals_brute_force(eta: np.ndarray, lr: float, D: float, G: float) -> None:
     terms = bound_terms(eta, D, G)
-    assert terms.at(lr) == pytest.approx(brute_bound(list(eta), lr, D, G), rel=1e-12)
+    assert terms.at(lr) == pytest.approx(brute_bound([float(e) for e in eta], lr, D, G), rel=1e-12)
     # the optimum: no base LR on a fine grid does better, and it equals 2√(T₁(T₂+T₃))
     grid = np.geomspace(terms.optimal_lr / 10, terms.optimal_lr * 10, 2001)
     assert min(terms.at(g) for g in grid) >= terms.optimal_bound * (1 - 1e-12)
