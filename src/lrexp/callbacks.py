@@ -13,6 +13,7 @@ from torch.optim import Optimizer
 
 from lrexp.optim import schedule_free_lr
 from lrexp.schedules.lr_scheduler import ScheduledLR
+from lrexp.tracking.history_file import TRAIN_LOSS_WINDOW_KEY
 
 
 def lr_keys(optimizer: Optimizer) -> list[str]:
@@ -65,9 +66,6 @@ class LRTrace(pl.Callback):
             values["momentum"] = groups[0]["momentum"]
         trainer.logger.log_metrics(values, step=trainer.global_step)
 
-
-#: the metric key of :class:`TrainLossTrace`: the mean training loss of each window of steps
-TRAIN_LOSS_WINDOW_KEY = "train/loss_window"
 
 
 def batch_examples(batch: Any) -> int:

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         f" {device_name(args.overrides)}; median of {args.repeats} x {args.steps} steps"
         + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
     )
-    print(f"{'workload':<20}" + "".join(f"{c:>13}" for c in columns))
+    print(f"{'workload':<20}" + "".join(f"{c:>14}" for c in columns))
     for row in rows:
         cells = (
             f"{row.plain_ms:.3f}",
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{row.lrexp_ms / row.lrexp_nolog_ms - 1:+.1%}",
             f"{row.lrexp_ms / row.lrexp_noloss_ms - 1:+.1%}",
         )
-        print(f"{row.workload:<20}" + "".join(f"{c:>13}" for c in cells))
+        print(f"{row.workload:<20}" + "".join(f"{c:>14}" for c in cells))
     for measured in (startup, baseline):
         if measured is not None:
             print("\n".join(startup_lines(measured, args.startup_repeats)))
