@@ -67,7 +67,6 @@ class LRTrace(pl.Callback):
         trainer.logger.log_metrics(values, step=trainer.global_step)
 
 
-
 def batch_examples(batch: Any) -> int:
     """Examples in a training batch: the length of its last tensor (the targets of ``(x, y)``),
     else 1 (each batch then weighs the same)."""

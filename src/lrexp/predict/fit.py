@@ -3,8 +3,9 @@
 Objective: the Huber loss (delta 1e-3) of log(observed) − log(predicted), summed over every
 observation of every curve (scaled by 1/(n·delta²), which does not move the minimum but keeps
 L-BFGS-B's tolerances meaningful), minimized by ``scipy.optimize.minimize(method="L-BFGS-B")``
-from a grid of starting points. The parameters are optimized as logarithms (all are positive),
-with the exact gradient of :mod:`lrexp.predict.laws`.
+from the best few points of a grid (the grid is evaluated first, as the papers' grid search).
+The parameters are optimized as logarithms (all are positive), with the exact gradient of
+:mod:`lrexp.predict.laws`.
 
 Intervals come from resampling seeds: each resample draws seeds with replacement, keeps every
 curve of each drawn seed (a seed pairs the runs of all schedules), and refits from the best fit.
@@ -107,18 +108,19 @@ def starts(law: Law, curves: Sequence[Curve]) -> list[Array]:
     lowest = float(min(np.min(c.loss) for c in curves))
     peak = float(max(np.max(c.lrs) for c in curves))
     s1 = float(np.median([np.sum(c.lrs[: c.steps[0]]) for c in curves]))
+    drop = max(first - lowest, 1e-6) / peak
     grid: list[Array] = []
     for l0_share, alpha in itertools.product((0.5, 0.9), (0.3, 0.6)):
         l0 = max(lowest * l0_share, BOUNDS["L0"][0] * 10)
         a = max(first - l0, 1e-6) * s1**alpha
         if isinstance(law, MultiPowerLaw):
-            for b_share, beta, gamma in itertools.product((0.1, 1.0), (0.4, 0.7), (0.3, 0.6)):
-                b = b_share * max(first - lowest, 1e-6) / peak
-                c = peak**gamma / max(s1, 1e-12) * 10
-                grid.append(np.array([l0, a, alpha, b, c, beta, gamma]))
+            shares = itertools.product((0.1, 1.0), (1.0, 10.0), (0.4, 0.7), (0.3, 0.6))
+            for b_share, c_scale, beta, gamma in shares:
+                c = c_scale * peak**gamma / max(s1, 1e-12)
+                grid.append(np.array([l0, a, alpha, b_share * drop, c, beta, gamma]))
         elif isinstance(law, TissueLaw):
-            for c_share in (0.1, 1.0):
-                grid.append(np.array([l0, a, alpha, c_share * max(first - lowest, 1e-6) / peak]))
+            for c_share in (0.01, 0.1, 1.0):
+                grid.append(np.array([l0, a, alpha, c_share * drop]))
         else:
             raise TypeError(f"no starting grid for {type(law).__name__}")
     low = np.array([BOUNDS[p][0] for p in law.params])
@@ -134,17 +136,22 @@ def minimize_from(objective: Objective, theta: Array) -> tuple[Array, float]:
         jac=True,
         method="L-BFGS-B",
         bounds=log_bounds(objective.law),
-        options={"maxiter": 3000, "ftol": 1e-15, "gtol": 1e-10},
+        options={"maxiter": 3000, "ftol": 1e-13, "gtol": 1e-9},
     )
     return np.exp(result.x), float(result.fun)
 
 
-def fit_law(law: Law, curves: Sequence[Curve], grid: Sequence[Array] | None = None) -> Fit:
-    """The best of L-BFGS-B runs from every start of ``grid`` (default: :func:`starts`)."""
+def fit_law(
+    law: Law, curves: Sequence[Curve], grid: Sequence[Array] | None = None, polish: int = 3
+) -> Fit:
+    """Evaluate the objective on every point of ``grid`` (default: :func:`starts`), then run
+    L-BFGS-B from the ``polish`` best of them; the best result wins."""
     objective = Objective(law, curves)
+    points = list(grid if grid is not None else starts(law, curves))
+    values = [objective(np.log(theta))[0] for theta in points]
     best: tuple[Array, float] | None = None
-    for theta in grid if grid is not None else starts(law, curves):
-        found = minimize_from(objective, theta)
+    for index in np.argsort(values)[:polish]:
+        found = minimize_from(objective, points[int(index)])
         if np.isfinite(found[1]) and (best is None or found[1] < best[1]):
             best = found
     if best is None:

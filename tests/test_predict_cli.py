@@ -1,0 +1,177 @@
+"""``lrexp-predict`` end to end on a real MLflow SQLite store: a sweep whose runs follow the
+Multi-Power Law with seed noise (written through MLflow's client), then fit, predict, check
+and bound through the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from lrexp.predict.check import constant_power_r2, trust_warnings
+from lrexp.predict.cli import main
+from lrexp.predict.laws import Curve, MultiPowerLaw, predict_curve
+
+TRUE = np.array([0.3, 0.9, 0.55, 6.0, 4.0, 0.6, 0.5])
+TOTAL = 200
+PEAK = 0.1
+
+
+def lrs_of(name: str) -> np.ndarray:
+    t = np.arange(TOTAL)
+    if name == "cosine":
+        return PEAK * 0.5 * (1 + np.cos(np.pi * t / TOTAL))
+    if name == "wsd":
+        return PEAK * np.clip((TOTAL - t) / (0.2 * TOTAL), 0, 1)
+    if name == "linear":
+        return PEAK * (1 - t / TOTAL)
+    if name == "two_stage":
+        return PEAK * np.where(t < TOTAL // 2, 1.0, 0.3)
+    return np.full(TOTAL, PEAK)
+
+
+SCHEDULES = ("constant", "cosine", "two_stage", "wsd")
+
+
+def write_sweep(uri: str, seeds: int = 8, noise: float = 0.002) -> str:
+    """A parent run whose children are SCHEDULES x seeds, with the lr trace and the windowed
+    training loss; seed noise is shared by the runs of a seed (paired)."""
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("sweep")
+    parent = client.create_run(experiment, run_name="parent").info.run_id
+    steps = np.arange(20, TOTAL + 1, 20)
+    for seed in range(seeds):
+        shift = np.random.default_rng(seed).normal(0, noise)
+        for name in SCHEDULES:
+            lrs = lrs_of(name)
+            loss = predict_curve(MultiPowerLaw(), TRUE, lrs, steps) * np.exp(
+                shift + np.random.default_rng(seed * 100 + len(name)).normal(0, noise, len(steps))
+            )
+            tags = [RunTag("mlflow.parentRunId", parent)]
+            run = client.create_run(experiment, run_name=f"{name}-s{seed}", tags={})
+            rid = run.info.run_id
+            metrics = [Metric("lr", float(v), 0, int(k)) for k, v in enumerate(lrs)]
+            metrics += [
+                Metric("train/loss_window", float(v), 0, int(s))
+                for s, v in zip(steps, loss, strict=True)
+            ]
+            metrics += [
+                Metric("val/loss", float(loss[i]) * 1.01, 0, int(steps[i])) for i in (2, 5, 9)
+            ]
+            params = [Param("schedule.name", name), Param("seed", str(seed))]
+            for i in range(0, len(metrics), 900):
+                client.log_batch(rid, metrics=metrics[i : i + 900])
+            client.log_batch(rid, params=params, tags=tags)
+            client.set_terminated(rid)
+    client.set_terminated(parent)
+    return parent
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("sweep")
+    uri = f"sqlite:///{root}/mlflow.db"
+    return uri, write_sweep(uri)
+
+
+def test_fit_then_predict(
+    sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, parent = sweep
+    status = main(
+        ["fit", "--tracking-uri", uri, "--parent", parent, "--laws", "mpl", "tissue",
+         "--resamples", "4", "--out", str(tmp_path / "fit")]
+    )  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert len(data["runs"]) == 32
+    assert {r["loss_key"] for r in data["runs"]} == {"train/loss_window"}
+    mpl = data["laws"]["mpl"]
+    assert mpl["params"]["L0"] == pytest.approx(TRUE[0], rel=0.1)
+    assert len(mpl["resamples"]) == 4
+    low, high = mpl["interval"]["L0"]
+    assert low <= mpl["params"]["L0"] <= high or high - low < 1e-3
+
+    out = tmp_path / "pred"
+    status = main(
+        ["predict", "--fit", str(tmp_path / "fit" / "fit.json"), "schedule=cosine,wsd",
+         "trainer.max_epochs=5", "--out", str(out)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "schedule=cosine [mpl]: final loss" in printed and "95% over seed resamples" in printed
+    with (out / "predict.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert "schedule=wsd [tissue]" in header and (out / "predict.png").stat().st_size > 0
+
+
+def test_check_reports_small_held_out_errors(
+    sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri, parent = sweep
+    out = tmp_path / "check"
+    status = main(
+        ["check", "--tracking-uri", uri, "--parent", parent, "--baseline", "cosine",
+         "--laws", "mpl", "--out", str(out)]
+    )  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    data = json.loads((out / "check.json").read_text())
+    (law,) = data["laws"]
+    held = {h["label"]: h for h in law["held_out"]}
+    assert set(held) == {"constant", "two_stage", "wsd"}
+    for name, h in held.items():
+        lrs = lrs_of(name)
+        truth = predict_curve(MultiPowerLaw(), TRUE, lrs, np.array([TOTAL]))[0]
+        assert abs(h["measured"] / truth - 1) < 0.01
+        assert abs(h["rel_error"]) < 0.01, (name, h)
+        assert h["abs_error"] == pytest.approx(h["predicted"] - h["measured"])
+    # the constant run is clearly worse than cosine: verdict worse, predicted order agrees
+    assert held["constant"]["verdict"] == "worse" and held["constant"]["agrees"] is True
+    for name in ("check.md", "check.png", "check.html"):
+        assert (out / name).stat().st_size > 0
+    assert "<table>" in (out / "check.html").read_text()
+
+
+def test_bound_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bound"
+    status = main(
+        ["bound", "schedule=cosine,wsd", "trainer.max_epochs=10", "--out", str(out)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert status == 0
+    rows = list(csv.DictReader((out / "bound.csv").open()))
+    assert [r["config"] for r in rows] == ["schedule=cosine", "schedule=wsd"]
+    ratio = float(rows[1]["optimal_lr_ratio"])
+    assert 0.4 < ratio < 0.65  # WSD's optimal LR about half cosine's
+    assert float(rows[1]["transferred_lr"]) == pytest.approx(0.1 * ratio)
+    assert "optimizer.lr=" in printed
+
+
+def test_bad_selection_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        ["fit", "--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and err.startswith("lrexp-predict: error:")
+
+
+def test_trust_checks_flag_what_the_laws_cannot_fit() -> None:
+    lrs = np.full(100, 0.1)
+    steps = np.arange(10, 101, 10)
+    flat = Curve(lrs, steps, np.full(10, 1.0), "constant", "0", "r1")
+    power = Curve(lrs, steps, 0.2 + (np.cumsum(lrs)[steps - 1]) ** -0.5, "constant", "0", "r2")
+    zigzag = Curve(
+        lrs, steps, 0.5 + 0.2 * (np.arange(10) % 2) + np.linspace(0.5, 0, 10), "c", None, "r3"
+    )
+    val = {"r2": [(20, 0.5), (50, 0.4), (100, 0.6)]}
+    lines = trust_warnings([flat, power, zigzag], val)
+    assert any("constant (seed 0): the training loss does not decrease" in w for w in lines)
+    assert any("validation loss rises from 0.4" in w for w in lines)
+    assert constant_power_r2(power) == pytest.approx(1.0, abs=1e-5)
+    assert any("not close to a power law" in w for w in lines)
+    assert constant_power_r2(Curve(lrs_of("cosine")[:100], steps, np.ones(10))) is None
