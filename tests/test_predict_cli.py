@@ -5,6 +5,7 @@ and bound through the command line."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -175,3 +176,47 @@ def test_trust_checks_flag_what_the_laws_cannot_fit() -> None:
     assert constant_power_r2(power) == pytest.approx(1.0, abs=1e-5)
     assert any("not close to a power law" in w for w in lines)
     assert constant_power_r2(Curve(lrs_of("cosine")[:100], steps, np.ones(10))) is None
+
+
+def test_optimize_writes_a_tabulated_schedule_that_trains_as_planned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from omegaconf import OmegaConf
+
+    from lrexp.predict.commands import planned
+    from lrexp.schedules import build_schedule
+
+    names = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
+    params = dict(zip(names, TRUE.tolist(), strict=True))
+    mpl = {"params": params, "objective": 0.0, "points": 0, "curves": 0, "resamples": []}
+    fit = {"laws": {"mpl": mpl}}
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    config = ["schedule=cosine", "trainer.max_epochs=5", "schedule.warmup.steps=10"]
+    out = tmp_path / "opt"
+    status = main(["optimize", "--fit", str(tmp_path / "fit.json"), *config, "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0
+    given = float(printed.split("predicted final loss ")[1].split()[0])
+    optimized = float(printed.split("predicted final loss ")[2].split()[0])
+    assert optimized < given  # better than cosine by the law's own account
+    table = OmegaConf.to_container(OmegaConf.load(out / "tabulated.yaml"))
+    assert isinstance(table, dict) and table["warmup"]["steps"] == 10
+    values = table["values"]
+    assert values[0] == 1.0 and all(b <= a for a, b in itertools.pairwise(values))
+    # the printed overrides plan exactly the LRs the law was optimized on
+    line = next(x for x in printed.splitlines() if x.startswith("run it with: "))
+    overrides = [w.strip("'") for w in line.removeprefix("run it with: ").split()]
+    (ours,) = planned([*config[1:], *overrides])
+    lrs = 0.1 * np.concatenate(
+        (
+            [
+                build_schedule({"name": "constant", "warmup": {"steps": 10}}, 200).lr_at(t)
+                for t in range(10)
+            ],
+            np.interp(np.arange(190) / 190, table["at"], values),
+        )
+    )
+    assert len(ours.lrs) == 200
+    np.testing.assert_allclose(ours.lrs, lrs, rtol=1e-12, atol=1e-15)
+    rebuilt = predict_curve(MultiPowerLaw(), TRUE, ours.lrs, np.array([200]))[0]
+    assert rebuilt == pytest.approx(optimized, rel=1e-4)

@@ -5,6 +5,7 @@ them, check the laws on held-out schedules, and the convex bound.
     lrexp-predict predict --fit fit/fit.json schedule=cosine,wsd,linear --out pred/
     lrexp-predict check --tracking-uri URI --parent RUN_ID --baseline cosine --out check/
     lrexp-predict bound schedule=cosine,wsd trainer.max_epochs=10,40 --out bound/
+    lrexp-predict optimize --fit fit/fit.json schedule=cosine --out opt/
 
 This is the one layer that composes configs (with the preview's override syntax); the
 building blocks below it take arrays.
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--fit", type=Path, required=True, help="fit.json of `fit`")
     predict.add_argument("overrides", nargs="*", metavar="OVERRIDE")
     predict.add_argument("--out", type=Path, required=True, metavar="DIR")
+    optimize = sub.add_parser("optimize", help="the schedule minimizing a law's final loss")
+    optimize.add_argument("--fit", type=Path, required=True, help="fit.json of `fit`")
+    optimize.add_argument("--law", default="mpl", choices=list(LAWS))
+    optimize.add_argument("--knots", type=int, default=20, help="table positions after 0")
+    optimize.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    optimize.add_argument("--out", type=Path, required=True, metavar="DIR")
     bound = sub.add_parser("bound", help="convex bound, optimal base LR, LR transfer")
     bound.add_argument("overrides", nargs="*", metavar="OVERRIDE")
     bound.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -135,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check": run_check,
         "predict": commands.run_predict,
         "bound": commands.run_bound,
+        "optimize": commands.run_optimize,
     }
     try:
         for line in handlers[args.command](args):

@@ -31,12 +31,15 @@ class Planned:
     label: str
     base_lr: float
     lrs: Array
+    warmup: int = 0  #: warmup steps of its schedule
+    warmup_settings: dict[str, object] | None = None  #: its ``schedule.warmup`` node
 
 
 def planned(overrides: Sequence[str]) -> list[Planned]:
     """Every combination of ``overrides``, composed and planned as training will run it."""
-    from lrexp.plan import base_lr, planned_curve
+    from lrexp.plan import base_lr, bind, planned_curve, schedule_settings
     from lrexp.plot_schedules.curves import compose_configs, expand_overrides
+    from lrexp.schedules import Warmup
 
     combos = expand_overrides(overrides)
     labels = [", ".join(f"{k}={v}" for k, v in swept.items()) for swept, _ in combos]
@@ -44,7 +47,11 @@ def planned(overrides: Sequence[str]) -> list[Planned]:
     out = []
     for label, cfg in zip(labels, configs, strict=True):
         lrs = np.array(planned_curve(cfg), dtype=np.float64)
-        out.append(Planned(label or str(cfg.schedule.name), base_lr(cfg), lrs))
+        schedule = bind(cfg).schedule
+        warmup = schedule.steps if isinstance(schedule, Warmup) else 0
+        settings = schedule_settings(cfg).get("warmup")
+        name = label or str(cfg.schedule.name)
+        out.append(Planned(name, base_lr(cfg), lrs, warmup, settings))
     return out
 
 
@@ -196,3 +203,58 @@ def run_bound(args: argparse.Namespace) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "bound.png", dpi=110)
     return [*lines, *(f"wrote {out / n}" for n in ("bound.csv", "bound_curves.csv", "bound.png"))]
+
+
+def run_optimize(args: argparse.Namespace) -> list[str]:
+    """The schedule that minimizes a fitted law's final loss for one configuration (its
+    optimizer.lr is the peak; its length and warmup are kept), as ``tabulated.yaml``."""
+    from lrexp.plots import new_figure
+    from lrexp.predict.synthesis import optimize_schedule
+
+    fits = read_fits(args.fit)
+    if args.law not in fits:
+        raise ValueError(f"--law {args.law}: not in {args.fit} (has {', '.join(fits)})")
+    configs = planned(args.overrides)
+    if len(configs) != 1:
+        raise ValueError("optimize takes one configuration (no comma lists)")
+    (config,) = configs
+    law, theta = make_law(args.law), fits[args.law].theta
+    warmup_lrs = config.lrs[: config.warmup]
+    found = optimize_schedule(
+        law, theta, warmup_lrs, config.base_lr, len(config.lrs) - config.warmup, args.knots
+    )
+    given = float(predict_curve(law, theta, config.lrs, np.array([len(config.lrs)]))[0])
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    table: dict[str, object] = {
+        "name": "tabulated",
+        "at": found.at,
+        "values": found.values,
+        "total": None,
+    }
+    if config.warmup_settings:
+        table["warmup"] = config.warmup_settings
+    lines = [f"{k}: {json.dumps(v)}" for k, v in table.items()]
+    (out / "tabulated.yaml").write_text(
+        f"# lrexp-predict optimize ({args.law}) for: {config.label}\n" + "\n".join(lines) + "\n"
+    )
+    fig = new_figure(8.0, 4.5)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(config.lrs, label=f"{config.label}: predicted {given:.4g}")
+    ax.plot(found.lrs, label=f"tabulated: predicted {found.predicted:.4g}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "optimized.png", dpi=110)
+    at = ",".join(repr(a) for a in found.at)
+    values = ",".join(repr(v) for v in found.values)
+    return [
+        f"{config.label}: predicted final loss {given:.5g} ({args.law})",
+        f"optimized (non-increasing, {args.knots} knots): predicted final loss "
+        f"{found.predicted:.5g}",
+        f"run it with: schedule=tabulated 'schedule.at=[{at}]' 'schedule.values=[{values}]'",
+        f"wrote {out / 'tabulated.yaml'}",
+        f"wrote {out / 'optimized.png'}",
+    ]
