@@ -132,7 +132,7 @@ def curves_figure(results: Sequence[CheckResult], curves: Sequence[Curve], path:
         for r, style in zip(results, ("-", "--", ":"), strict=False):
             law = make_law(r.law)
             c = groups[label][0]
-            steps = np.unique(np.linspace(1, len(c.lrs), 300).astype(int))
+            steps = np.unique(np.linspace(c.steps[0], len(c.lrs), 300).astype(int))
             theta = r.fits[label].theta
             ax.plot(steps, predict_curve(law, theta, c.lrs, steps), style, label=r.law)
         ax.set_yscale("log")
