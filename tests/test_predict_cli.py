@@ -220,3 +220,26 @@ def test_optimize_writes_a_tabulated_schedule_that_trains_as_planned(
     np.testing.assert_allclose(ours.lrs, lrs, rtol=1e-12, atol=1e-15)
     rebuilt = predict_curve(MultiPowerLaw(), TRUE, ours.lrs, np.array([200]))[0]
     assert rebuilt == pytest.approx(optimized, rel=1e-4)
+
+
+def test_check_flags_held_out_residuals_above_the_seed_noise() -> None:
+    """A held-out schedule whose runs sit 5 % above the law (seed sd about 0.1 %) gives a
+    residual far above the seed-to-seed noise: one trust line, and the error is measured."""
+    from lrexp.predict.check import leave_one_out
+
+    steps = np.arange(20, TOTAL + 1, 20)
+    curves = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        for name in SCHEDULES:
+            lrs = lrs_of(name)
+            bias = 1.05 if name == "wsd" else 1.0
+            loss = bias * predict_curve(MultiPowerLaw(), TRUE, lrs, steps)
+            curves.append(
+                Curve(lrs, steps, loss * np.exp(rng.normal(0, 0.001, len(steps))), name, str(seed))
+            )
+    result = leave_one_out(MultiPowerLaw(), curves, baseline="cosine")
+    wsd = next(h for h in result.held_out if h.label == "wsd")
+    assert wsd.rel_error == pytest.approx(-0.05 / 1.05, abs=0.01)
+    (line,) = result.warnings
+    assert "held-out residuals" in line and "larger than the seed-to-seed noise" in line
