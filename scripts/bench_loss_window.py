@@ -20,6 +20,7 @@ import torch
 
 from lrexp import callbacks
 from lrexp.bench import steps as bench
+from lrexp.data import TensorDataModule
 from lrexp.parts import build_datamodule
 from lrexp.tracking.store import TrackedRun
 
@@ -42,13 +43,14 @@ def main() -> None:
         hook(self, *a, **k)
         spent[0] += time.perf_counter() - start
 
-    callbacks.TrainLossTrace.on_train_batch_end = timed
+    setattr(callbacks.TrainLossTrace, "on_train_batch_end", timed)  # noqa: B010
     total = args.steps + args.warmup
     for name in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
             quiet = ["trainer.enable_model_summary=false"]
             cfg = bench.bench_config(bench.WORKLOADS[name] + quiet, Path(tmp))
             data = build_datamodule(cfg.dataset)
+            assert isinstance(data, TensorDataModule)
             data.setup("fit")
             uri = f"sqlite:///{tmp}/mlflow.db"
             TrackedRun(uri, "bench", "create-store", {})
