@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -627,7 +628,7 @@ MONOTONE = (
     "step", "multistep", "exponential", "inverse_time", "linear", "polynomial", "cosine", "wsd",
     "inverse_sqrt", "cooldown",
 )  # fmt: skip
-FINITE = ("linear", "polynomial", "cosine", "onecycle", "wsd", "cooldown")
+FINITE = ("linear", "polynomial", "cosine", "onecycle", "wsd", "cooldown", "tabulated")
 
 unit = st.floats(min_value=0.0, max_value=1.0)
 positive_unit = st.floats(min_value=0.01, max_value=1.0)
@@ -701,6 +702,16 @@ FAMILY_PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "inverse_sqrt": st.fixed_dictionaries({"timescale": st.integers(1, 500)}),
+    "tabulated": st.integers(0, 4).flatmap(
+        lambda n: st.fixed_dictionaries(
+            {
+                "at": st.lists(st.floats(0.01, 0.99), min_size=n, max_size=n, unique=True).map(
+                    lambda inner: [0.0, *sorted(inner), 1.0]
+                ),
+                "values": st.lists(st.floats(0.01, 3.0), min_size=n + 2, max_size=n + 2),
+            }
+        )
+    ),
     "cooldown": st.fixed_dictionaries(
         {
             "frac": st.floats(0.05, 1.0),
@@ -725,6 +736,29 @@ def configured(draw: st.DrawFn, names: tuple[str, ...] | list[str] = CLOSED_FORM
     }
     cfg = {"name": name, "warmup": warmup, **params}
     return name, params, cfg, run
+
+
+def test_tabulated_interpolates_its_table_linearly() -> None:
+    """values at fractions of total, linear in between (numpy.interp as the reference), held
+    after the end; resumable: a pure function of the step, also behind a warmup."""
+    cfg = {"name": "tabulated", "at": [0.0, 0.25, 1.0], "values": [1.0, 0.5, 0.1]}
+    schedule = build_schedule(cfg, 80)
+    expected = np.interp(np.arange(120) / 80, [0.0, 0.25, 1.0], [1.0, 0.5, 0.1])
+    record(
+        "tabulated vs numpy.interp", [rel_err(schedule.lr_at(t), expected[t]) for t in range(120)]
+    )
+    assert schedule.length == 80 and schedule.lr_at(20) == 0.5 and schedule.lr_at(200) == 0.1
+    warm = build_schedule({**cfg, "warmup": {"steps": 20}}, 100)
+    assert warm.length == 100
+    assert [warm.lr_at(20 + t) for t in range(80)] == [schedule.lr_at(t) for t in range(80)]
+    opt = make_optimizer()
+    scheduler = ScheduledLR(opt, schedule)
+    errs = []
+    for t in range(90):
+        errs.append(rel_err(opt.param_groups[0]["lr"], LR * expected[t]))
+        opt.step()
+        scheduler.step()
+    record("tabulated through ScheduledLR", errs)
 
 
 def test_every_closed_form_family_has_a_strategy() -> None:
@@ -830,6 +864,11 @@ INVALID = [
     ({"name": "multistep", "milestones": [0, 5]}, None, "schedule.milestones[0]"),
     ({"name": "piecewise_constant", "boundaries": [3, 2]}, None, "schedule.boundaries"),
     ({"name": "piecewise_constant", "values": [1.0]}, None, "schedule.values"),
+    ({"name": "tabulated", "at": [0.0, 0.5]}, None, "schedule.at"),
+    ({"name": "tabulated", "at": [0.0, 0.6, 0.4, 1.0]}, None, "schedule.at"),
+    ({"name": "tabulated", "at": [0.0, 1.5]}, None, "schedule.at[1]"),
+    ({"name": "tabulated", "values": [1.0, -0.1, 0.0]}, None, "schedule.values[1]"),
+    ({"name": "tabulated", "values": [1.0]}, None, "schedule.values"),
     ({"name": "cosine", "warmup": {"steps": 100}}, 100, "schedule.warmup.steps"),
     ({"name": "wsd", "decay_shape": "exp", "min_factor": 0.0}, None, "schedule.min_factor"),
     ({"name": "cooldown", "shape": "exp"}, None, "schedule.min_factor"),

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch import Tensor
 from torch.optim import Optimizer
 
 from lrexp.optim import schedule_free_lr
 from lrexp.schedules.lr_scheduler import ScheduledLR
+from lrexp.tracking.history_file import TRAIN_LOSS_WINDOW_KEY
 
 
 def lr_keys(optimizer: Optimizer) -> list[str]:
@@ -63,6 +65,80 @@ class LRTrace(pl.Callback):
         elif self.momentum_key == "momentum":
             values["momentum"] = groups[0]["momentum"]
         trainer.logger.log_metrics(values, step=trainer.global_step)
+
+
+def batch_examples(batch: Any) -> int:
+    """Examples in a training batch: the length of its last tensor (the targets of ``(x, y)``),
+    else 1 (each batch then weighs the same)."""
+    if isinstance(batch, tuple | list) and batch and isinstance(batch[-1], Tensor):
+        return int(batch[-1].shape[0]) if batch[-1].ndim else 1
+    return 1
+
+
+class TrainLossTrace(pl.Callback):
+    """Logs ``train/loss_window``: the mean training loss (weighted by examples, over every
+    micro-batch) of each window of ``every`` optimizer steps, at step = optimizer steps so far.
+
+    The epoch mean ``train/loss`` is too coarse to fit a loss-curve law on (a few points per
+    run); this one has a point every ``every`` steps. The loss sum stays on the device (one
+    in-place add per batch, no host sync); it is read, and summed over processes, once per
+    window, on every rank alike (so ``enabled`` must be the same on all of them); rank zero
+    logs. The last, shorter window is logged when training ends. The running window is kept in
+    checkpoints, so a resumed run logs the same points.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.total: Tensor | None = None  #: sum of loss x examples over the window, on device
+        self.examples = 0
+        self.last_step = 0  #: global step of the last logged window
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not isinstance(loss, Tensor):
+            return
+        n = batch_examples(batch)
+        weighted = loss.detach() * n
+        self.total = weighted if self.total is None else self.total.add_(weighted)
+        self.examples += n
+        step = trainer.global_step
+        if step != self.last_step and step % self.every == 0:
+            self.flush(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step != self.last_step:
+            self.flush(trainer)
+
+    def flush(self, trainer: pl.Trainer) -> None:
+        """Log the window's mean (summed over processes) at the current step; start anew."""
+        if self.total is None:
+            return
+        sums = torch.stack((self.total, self.total.new_tensor(float(self.examples))))
+        sums = trainer.strategy.reduce(sums, reduce_op="sum")
+        self.total, self.examples, self.last_step = None, 0, trainer.global_step
+        if trainer.logger is not None and trainer.global_rank == 0:
+            mean = float(sums[0] / sums[1])
+            trainer.logger.log_metrics({TRAIN_LOSS_WINDOW_KEY: mean}, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        total = None if self.total is None else self.total.detach().cpu()
+        return {"total": total, "examples": self.examples, "last_step": self.last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.total = state_dict.get("total")
+        self.examples = int(state_dict.get("examples", 0))
+        self.last_step = int(state_dict.get("last_step", 0))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.total is not None:  # restored from a checkpoint: back onto the device
+            self.total = self.total.to(pl_module.device)
 
 
 class AtStep(pl.Callback):

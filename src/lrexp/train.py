@@ -22,7 +22,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.callbacks import AtStep, ExcessLoss, KeepCheckpoints, LRTrace, validate_now
+from lrexp.callbacks import (
+    AtStep,
+    ExcessLoss,
+    KeepCheckpoints,
+    LRTrace,
+    TrainLossTrace,
+    validate_now,
+)
 from lrexp.data import TensorDataModule
 from lrexp.data.describe import class_name, describe
 from lrexp.digests import weights_digest
@@ -145,6 +152,9 @@ def build_trainer(
         interrupt,
         AtStep(plan.total, validate_now),
     ]
+    loss_every = cfg.logger.get("train_loss_every", 10) if cfg.logger.get("enabled") else None
+    if loss_every:
+        callbacks.append(TrainLossTrace(loss_every))
     if keep_steps or keep_every:
         path_of = functools.partial(kept_checkpoint, folder)
         callbacks.append(KeepCheckpoints(keep_steps or [], keep_every, path_of, on_keep))

@@ -142,6 +142,14 @@ def validate(cfg: DictConfig) -> None:
             )
     check_shards(dataset, world_size(trainer))
     logger = container["logger"]
+    loss_every = logger.get("train_loss_every")
+    if loss_every is not None and (
+        isinstance(loss_every, bool) or not isinstance(loss_every, int) or loss_every < 1
+    ):
+        raise ConfigError(
+            "logger.train_loss_every",
+            f"must be an integer >= 1 (optimizer steps) or null (off), got {loss_every!r}",
+        )
     if logger.get("enabled"):
         retry = logger.get("retry_seconds", 60)
         if isinstance(retry, bool) or not isinstance(retry, int | float) or retry < 0:

@@ -59,13 +59,21 @@ def main(argv: list[str] | None = None) -> None:
         if args.startup_baseline is not None:
             checkout = args.startup_baseline.resolve()
             baseline = measure_startup(Path(tmp) / "baseline", args.startup_repeats, checkout)
-    columns = ("plain ms", "lrexp ms", "stock ms", "lrexp/plain", "stock/lrexp", "lr-log cost")
+    columns = (
+        "plain ms",
+        "lrexp ms",
+        "stock ms",
+        "lrexp/plain",
+        "stock/lrexp",
+        "lr-log cost",
+        "loss-log cost",
+    )
     print(
         f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs,"
         f" {device_name(args.overrides)}; median of {args.repeats} x {args.steps} steps"
         + (f"; overrides: {' '.join(args.overrides)}" if args.overrides else "")
     )
-    print(f"{'workload':<20}" + "".join(f"{c:>13}" for c in columns))
+    print(f"{'workload':<20}" + "".join(f"{c:>14}" for c in columns))
     for row in rows:
         cells = (
             f"{row.plain_ms:.3f}",
@@ -74,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{row.lrexp_ms / row.plain_ms:.2f}",
             f"{row.stock_ms / row.lrexp_ms:.2f}",
             f"{row.lrexp_ms / row.lrexp_nolog_ms - 1:+.1%}",
+            f"{row.lrexp_ms / row.lrexp_noloss_ms - 1:+.1%}",
         )
-        print(f"{row.workload:<20}" + "".join(f"{c:>13}" for c in cells))
+        print(f"{row.workload:<20}" + "".join(f"{c:>14}" for c in cells))
     for measured in (startup, baseline):
         if measured is not None:
             print("\n".join(startup_lines(measured, args.startup_repeats)))
@@ -89,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                         "lrexp_ms": r.lrexp_ms,
                         "stock_ms": r.stock_ms,
                         "lrexp_nolog_ms": r.lrexp_nolog_ms,
+                        "lrexp_noloss_ms": r.lrexp_noloss_ms,
                     }
                     for r in rows
                 ]

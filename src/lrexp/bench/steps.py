@@ -244,6 +244,7 @@ class Row:
     lrexp_ms: float
     lrexp_nolog_ms: float
     stock_ms: float
+    lrexp_noloss_ms: float  #: lrexp with logging, without ``train/loss_window``
 
 
 def measure(
@@ -259,10 +260,14 @@ def measure(
     data.device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
     uri = f"sqlite:///{root}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})
+    coarse = bench_config(
+        WORKLOADS[name] + quiet + overrides + ["logger.train_loss_every=null"], root
+    )
     setups: dict[str, Callable[[], float]] = {
         "plain": lambda: plain_loop(cfg, data, steps, warmup)[0],
         "lrexp": lambda: lrexp_path(cfg, data, steps, warmup, uri)[0],
         "lrexp_nolog": lambda: lrexp_path(cfg, data, steps, warmup, None)[0],
+        "lrexp_noloss": lambda: lrexp_path(coarse, data, steps, warmup, uri)[0],
         "stock": lambda: stock_lightning(cfg, data, steps, warmup, uri),
     }
     # Rounds of every setup in turn, so that a slow spell of a shared CPU hits all setups alike.
@@ -271,7 +276,14 @@ def measure(
         for key, run in setups.items():
             samples[key].append(run())
     medians = {key: statistics.median(values) for key, values in samples.items()}
-    return Row(name, medians["plain"], medians["lrexp"], medians["lrexp_nolog"], medians["stock"])
+    return Row(
+        name,
+        medians["plain"],
+        medians["lrexp"],
+        medians["lrexp_nolog"],
+        medians["stock"],
+        medians["lrexp_noloss"],
+    )
 
 
 def device_name(overrides: list[str]) -> str:

@@ -23,7 +23,17 @@ import numpy as np
 
 HISTORY_FILE = "metric_history.npz"
 TOKEN_TAG = "lrexp.history_file"
-CURVE_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc")
+#: the mean training loss of every ``logger.train_loss_every`` optimizer steps
+TRAIN_LOSS_WINDOW_KEY = "train/loss_window"
+CURVE_KEYS = (
+    "train/loss",
+    TRAIN_LOSS_WINDOW_KEY,
+    "train/acc",
+    "val/loss",
+    "val/acc",
+    "test/loss",
+    "test/acc",
+)
 
 #: one stored point: step, timestamp (ms), value
 StoredPoint = tuple[int, int, float]

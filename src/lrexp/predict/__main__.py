@@ -1,0 +1,5 @@
+"""``python -m lrexp.predict``."""
+
+from lrexp.predict.cli import entry
+
+entry()

@@ -1,0 +1,164 @@
+"""``lrexp-predict``: fit loss-curve laws on runs, predict configurations before running
+them, check the laws on held-out schedules, and the convex bound.
+
+    lrexp-predict fit --tracking-uri URI --parent RUN_ID --out fit/
+    lrexp-predict predict --fit fit/fit.json schedule=cosine,wsd,linear --out pred/
+    lrexp-predict check --tracking-uri URI --parent RUN_ID --baseline cosine --out check/
+    lrexp-predict bound schedule=cosine,wsd trainer.max_epochs=10,40 --out bound/
+    lrexp-predict optimize --fit fit/fit.json schedule=cosine --out opt/
+
+This is the one layer that composes configs (with the preview's override syntax); the
+building blocks below it take arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lrexp.compare.common import CompareError
+from lrexp.errors import ConfigError
+from lrexp.predict import commands
+from lrexp.predict.check import attach_verdicts, leave_one_out, trust_warnings
+from lrexp.predict.fit import Fit, fit_law, resample_seeds
+from lrexp.predict.laws import LAWS, make_law
+from lrexp.predict.report import curves_figure, summary_lines, write_html, write_json
+from lrexp.predict.runs import RunCurves, read_runs, train_loss_verdicts
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", required=True, help="e.g. sqlite:///mlruns/mlflow.db")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--experiment", metavar="NAME")
+    which.add_argument("--parent", metavar="RUN_ID", help="the child runs of this sweep run")
+    parser.add_argument("--filter", dest="filter_string", metavar="STR", help="MLflow filter")
+    parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="these runs instead")
+    parser.add_argument(
+        "--group-by", default="schedule.name", help="param or tag naming a schedule"
+    )
+    parser.add_argument("--laws", nargs="+", default=list(LAWS), choices=list(LAWS))
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lrexp-predict", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit = sub.add_parser("fit", help="fit each law to runs; parameter intervals over seeds")
+    _selection(fit)
+    fit.add_argument("--resamples", type=int, default=50, help="seed resamples for intervals")
+    check = sub.add_parser("check", help="leave one schedule out: predicted vs measured")
+    _selection(check)
+    check.add_argument("--baseline", required=True, help="the schedule gaps are measured to")
+    check.add_argument("--resamples", type=int, default=0, help="seed resamples per fold")
+    predict = sub.add_parser("predict", help="predicted curves of configurations (overrides)")
+    predict.add_argument("--fit", type=Path, required=True, help="fit.json of `fit`")
+    predict.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    predict.add_argument("--out", type=Path, required=True, metavar="DIR")
+    optimize = sub.add_parser("optimize", help="the schedule minimizing a law's final loss")
+    optimize.add_argument("--fit", type=Path, required=True, help="fit.json of `fit`")
+    optimize.add_argument("--law", default="mpl", choices=list(LAWS))
+    optimize.add_argument("--knots", type=int, default=20, help="table positions after 0")
+    optimize.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    optimize.add_argument("--out", type=Path, required=True, metavar="DIR")
+    bound = sub.add_parser("bound", help="convex bound, optimal base LR, LR transfer")
+    bound.add_argument("overrides", nargs="*", metavar="OVERRIDE")
+    bound.add_argument("--out", type=Path, required=True, metavar="DIR")
+    return parser
+
+
+def _read(args: argparse.Namespace) -> RunCurves:
+    if not (args.experiment or args.parent or args.filter_string or args.run_ids):
+        raise CompareError("one of --experiment, --parent, --filter or run ids is required")
+    runs = read_runs(
+        args.tracking_uri,
+        experiment=args.experiment,
+        parent=args.parent,
+        filter_string=args.filter_string,
+        run_ids=args.run_ids,
+        group_by=args.group_by,
+    )
+    for line in runs.skipped:
+        print(f"lrexp-predict: left out {line}", file=sys.stderr)
+    if not runs.curves:
+        raise CompareError("no selected run has an lr trace and a training loss")
+    return runs
+
+
+def run_fit(args: argparse.Namespace) -> list[str]:
+    runs = _read(args)
+    rng = np.random.default_rng(0)
+    fits: dict[str, Fit] = {}
+    for name in args.laws:
+        law = make_law(name)
+        fits[name] = resample_seeds(
+            law, runs.curves, fit_law(law, runs.curves), args.resamples, rng
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = commands.write_fits(fits, runs, args.out / "fit.json")
+    lines = commands.fit_lines(fits)
+    lines += [f"- {w}" for w in trust_warnings(runs.curves, runs.val_loss)]
+    return [*lines, f"wrote {path}"]
+
+
+def run_check(args: argparse.Namespace) -> list[str]:
+    runs = _read(args)
+    warnings = trust_warnings(runs.curves, runs.val_loss)
+    verdicts = train_loss_verdicts(runs, args.baseline)
+    results = []
+    for name in args.laws:
+        try:
+            result = leave_one_out(
+                make_law(name), runs.curves, args.baseline, args.resamples, np.random.default_rng(0)
+            )
+        except ValueError as err:
+            raise CompareError(str(err)) from None
+        attach_verdicts(result, verdicts)
+        warnings += [f"{name}: {w}" for w in result.warnings]
+        results.append(result)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    lines = summary_lines(results, "lrexp-predict check", warnings)
+    (out / "check.md").write_text("\n".join(lines) + "\n")
+    write_json(results, warnings, out / "check.json")
+    curves_figure(results, runs.curves, out / "check.png")
+    write_html(lines, "check.png", out, out / "check.html")
+    return [*lines, "", *(f"wrote {out / n}" for n in commands.CHECK_FILES)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``lrexp-predict``; returns the exit status (2: a bad store, selection or config)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lrexp.configs import one_line
+
+    args = _parser().parse_args(argv)
+    handlers = {
+        "fit": run_fit,
+        "check": run_check,
+        "predict": commands.run_predict,
+        "bound": commands.run_bound,
+        "optimize": commands.run_optimize,
+    }
+    try:
+        for line in handlers[args.command](args):
+            print(line)
+    except (CompareError, ConfigError, ValueError) as err:
+        print(f"lrexp-predict: error: {err}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"lrexp-predict: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,139 @@
+"""Reading runs for the laws: each selected run's LR trace and training loss, through
+``lrexp-compare``'s readers (so every store it reads works: SQLite, PostgreSQL, a server).
+
+The training loss is ``train/loss_window`` (the mean of every ``logger.train_loss_every``
+steps) where the run has it, else the epoch means of ``train/loss``; each point sits at the
+optimizer updates done when it was logged, the axis of the ``lr`` trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lrexp.compare.common import CompareError
+from lrexp.compare.histories import read_histories
+from lrexp.compare.records import (
+    RunRecord,
+    assign_identities,
+    config_labels,
+    deduplicate,
+    to_record,
+)
+from lrexp.compare.store import open_client, select_runs
+from lrexp.predict.laws import Curve
+from lrexp.tracking.history_file import TRAIN_LOSS_WINDOW_KEY
+
+LOSS_KEYS = (TRAIN_LOSS_WINDOW_KEY, "train/loss")
+KEYS = ("lr", *LOSS_KEYS, "val/loss")
+
+
+@dataclass
+class RunCurves:
+    """The selected runs as curves, with what the trust checks need."""
+
+    curves: list[Curve]
+    loss_key: dict[str, str] = field(default_factory=dict)  #: run id -> the loss key used
+    val_loss: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    records: list[RunRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  #: one line per run left out, and why
+
+
+def lr_trace(points: Sequence[tuple[int, float]]) -> np.ndarray | None:
+    """The LR of updates 0..T-1 from the ``lr`` points, or None if a step is missing."""
+    steps = [s for s, _ in points]
+    if not steps or steps != list(range(len(steps))):
+        return None
+    return np.array([v for _, v in points], dtype=np.float64)
+
+
+def to_curve(record: RunRecord, label: str) -> tuple[Curve | None, str, str]:
+    """The run's curve (or None) and the loss key used, else why it is left out."""
+    lrs = lr_trace(record.history.get("lr", []))
+    if lrs is None:
+        return None, "", f"{record.name}: no complete lr trace (steps 0..T-1)"
+    for key in LOSS_KEYS:
+        points = [(s, v) for s, v in record.history.get(key, []) if 1 <= s <= len(lrs)]
+        points = [(s, v) for s, v in points if np.isfinite(v) and v > 0]
+        if len(points) >= 2:
+            steps = np.array([s for s, _ in points], dtype=np.int64)
+            loss = np.array([v for _, v in points], dtype=np.float64)
+            curve = Curve(lrs, steps, loss, label, record.seed, record.run_id)
+            return curve, key, ""
+    return None, "", f"{record.name}: fewer than 2 training-loss points"
+
+
+def read_runs(
+    tracking_uri: str,
+    *,
+    experiment: str | None = None,
+    parent: str | None = None,
+    filter_string: str | None = None,
+    run_ids: Sequence[str] = (),
+    group_by: str | None = "schedule.name",
+) -> RunCurves:
+    """Select runs as ``lrexp-compare`` does (or by id) and read their curves. Each curve is
+    labelled by ``group_by`` (a param or tag, default the schedule family), else by
+    lrexp-compare's configuration label."""
+    client = open_client(tracking_uri)
+    if run_ids:
+        runs = [client.get_run(run_id) for run_id in run_ids]
+    else:
+        runs, _ = select_runs(
+            client, experiment=experiment, parent=parent, filter_string=filter_string
+        )
+    records = [to_record(run) for run in runs if run.info.status == "FINISHED"]
+    if not records:
+        raise CompareError("no FINISHED run among the selected runs")
+    records.sort(key=lambda r: (r.start_time or 0, r.name))
+    assign_identities(records)
+    records, _ = deduplicate(records)
+    histories = read_histories(client, tracking_uri, [r.run_id for r in records], KEYS)
+    labels = config_labels(records)
+    out = RunCurves([], records=records)
+    for r in records:
+        r.history = histories.get(r.run_id, {})
+        label = (group_by and (r.params.get(group_by) or r.tags.get(group_by))) or labels[
+            r.identity
+        ]
+        curve, key, why = to_curve(r, str(label))
+        if curve is None:
+            out.skipped.append(why)
+            continue
+        out.curves.append(curve)
+        out.loss_key[r.run_id] = key
+        out.val_loss[r.run_id] = list(r.history.get("val/loss", []))
+    return out
+
+
+def train_loss_verdicts(runs: RunCurves, baseline: str) -> dict[str, str]:
+    """lrexp-compare's verdict of each curve label against ``baseline`` on the final training
+    loss (lower is better): its paired statistics run on records whose last loss point is the
+    tested number. Only labels that are one lrexp-compare configuration get a verdict."""
+    from lrexp.compare.analysis import analyse
+    from lrexp.compare.outcomes import outcome
+
+    by_run = {c.run_id: c for c in runs.curves}
+    records = [
+        dataclasses.replace(
+            r, history={"val/loss": list(zip(c.steps.tolist(), c.loss.tolist(), strict=True))}
+        )
+        for r in runs.records
+        if (c := by_run.get(r.run_id)) is not None
+    ]
+    theirs = config_labels(records)
+    mine: dict[str, set[str]] = {}
+    for r in records:
+        mine.setdefault(by_run[r.run_id].label, set()).add(theirs[r.identity])
+    if len(mine.get(baseline, set())) != 1:
+        return {}
+    (base,) = mine[baseline]
+    analysis = analyse(records, outcome("final_val_loss", None), baseline=base)
+    out = {}
+    for label, configs in mine.items():
+        if len(configs) == 1 and (found := analysis.comparisons.get(next(iter(configs)))):
+            out[label] = found.decision.verdict
+    return out

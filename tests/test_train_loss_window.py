@@ -1,0 +1,114 @@
+"""``train/loss_window``: the mean training loss of every k optimizer steps, from a real
+Trainer into a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from lrexp.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
+from lrexp.errors import ConfigError
+from lrexp.parts import build_datamodule, build_model, data_info
+from lrexp.plan import step_plan
+from lrexp.tracking.logger import BufferedMlflowLogger
+from lrexp.tracking.store import TrackedRun
+from lrexp.tasks import Classification
+from lrexp.train import build_trainer, lightning_module
+from lrexp.validate import validate
+
+
+class Batches(pl.Callback):
+    """Records every training batch: optimizer steps after it, its loss and its size."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, float, int]] = []
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.seen.append((trainer.global_step, float(outputs["loss"]), len(batch[1])))
+
+
+def expected_windows(seen: list[tuple[int, float, int]], every: int) -> list[tuple[int, float]]:
+    """Example-weighted mean loss of the batches up to each multiple of ``every`` steps (and
+    the last step)."""
+    out: list[tuple[int, float]] = []
+    total = count = 0.0
+    last = 0
+    for i, (step, loss, n) in enumerate(seen):
+        total += loss * n
+        count += n
+        closes = step != last and step % every == 0
+        if closes or (i == len(seen) - 1 and step != last):
+            out.append((step, total / count))
+            total = count = 0.0
+            last = step
+    return out
+
+
+@pytest.mark.parametrize(("accumulate", "every"), [(1, 10), (2, 3)])
+def test_window_means_reach_the_store(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path, accumulate: int, every: int
+) -> None:
+    # digits: 1257 training examples, batches of 32 -> 40 batches per epoch (the last of 9)
+    cfg = make_cfg(
+        "trainer.max_epochs=2",
+        f"trainer.accumulate_grad_batches={accumulate}",
+        f"logger.train_loss_every={every}",
+        "+trainer.limit_val_batches=0",
+    )
+    data = build_datamodule(cfg.dataset)
+    data.setup("fit")
+    plan = step_plan(cfg)
+    info = data_info(cfg.dataset)
+    task = Classification(info.num_outputs)
+    module = lightning_module(cfg, build_model(cfg.model, info), task, plan)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = TrackedRun(uri, "window", "run", {})
+    logger = BufferedMlflowLogger(run)
+    trainer, _ = build_trainer(cfg, tmp_path / "out", logger, plan, task)
+    batches = Batches()
+    trainer.callbacks.append(batches)  # type: ignore[attr-defined]
+    trainer.fit(module, datamodule=data)
+    logger.finalize("success")
+
+    assert plan.total == 2 * 40 // accumulate
+    expected = expected_windows(batches.seen, every)
+    history = MlflowClient(uri).get_metric_history(run.run_id, TRAIN_LOSS_WINDOW_KEY)
+    got = sorted((m.step, m.value) for m in history)
+    assert [s for s, _ in got] == [s for s, _ in expected]
+    assert got[-1][0] == plan.total  # the last, shorter window too
+    for (_, value), (_, want) in zip(got, expected, strict=True):
+        assert value == pytest.approx(want, rel=1e-6)
+
+
+def test_off_logs_nothing_and_bad_values_are_one_line(
+    make_cfg: Callable[..., DictConfig],
+) -> None:
+    cfg = make_cfg("logger.train_loss_every=null")
+    validate(cfg)
+    plan = step_plan(cfg)
+    trainer, _ = build_trainer(cfg, Path(cfg.paths.output_dir), None, plan, Classification(10))
+    assert not any(isinstance(c, TrainLossTrace) for c in trainer.callbacks)  # type: ignore[attr-defined]
+    for bad in ("0", "2.5", "true", "ten"):
+        with pytest.raises(ConfigError) as caught:
+            validate(make_cfg(f"logger.train_loss_every={bad}"))
+        message = str(caught.value)
+        assert message.startswith("logger.train_loss_every: must be an integer >= 1")
+        assert "\n" not in message
+
+
+def test_window_state_survives_a_checkpoint() -> None:
+    import torch
+
+    trace = TrainLossTrace(5)
+    trace.total, trace.examples, trace.last_step = torch.tensor(6.0), 3, 10
+    copy = TrainLossTrace(5)
+    copy.load_state_dict(trace.state_dict())
+    assert (float(copy.total), copy.examples, copy.last_step) == (6.0, 3, 10)  # type: ignore[arg-type]
