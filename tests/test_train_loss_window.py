@@ -16,9 +16,9 @@ from lrexp.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
 from lrexp.errors import ConfigError
 from lrexp.parts import build_datamodule, build_model, data_info
 from lrexp.plan import step_plan
+from lrexp.tasks import Classification
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
-from lrexp.tasks import Classification
 from lrexp.train import build_trainer, lightning_module
 from lrexp.validate import validate
 
