@@ -41,6 +41,7 @@ from lrexp.resume import (
     read_checkpoint,
     resume_from,
 )
+from lrexp.search.reporting import trial_pruning
 from lrexp.tags import ORDER_UNKNOWN_TAG
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
@@ -219,7 +220,8 @@ def train(
 
     with lifecycle:
         trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, on_keep)
-        trainer.callbacks.extend([*callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
+        pruning = trial_pruning(cfg, plan.total, lifecycle.tags)  # a search's job, pruner set
+        trainer.callbacks.extend([*callbacks, *lifecycle.callbacks(), *pruning])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

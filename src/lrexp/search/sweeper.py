@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,21 +17,18 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.search.results import finish
+from lrexp.errors import ConfigError
+from lrexp.search.pruning import check_space, read_settings
+from lrexp.search.results import finish, tell
 from lrexp.search.runs import TrialRuns
 from lrexp.search.space import params_lines, parse_space, trial_overrides
 from lrexp.search.study import (
-    ERROR,
-    OUTPUT_DIR,
     OVERRIDES,
-    RUN_ID,
     abandon,
     count_done,
     default_storage,
     default_study_name,
     exclude,
-    job_output_dir,
-    objective_value,
     prepare_storage,
     recover_interrupted,
     resume_seed,
@@ -66,6 +64,7 @@ class OptunaSweeper(Sweeper):
         heartbeat_interval: int | None = 10,
         grace_period: int | None = None,
         max_retry: int | None = 3,
+        pruner: Mapping[str, Any] | None = None,
     ) -> None:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"hydra.sweeper.direction: maximize or minimize, got {direction!r}")
@@ -84,6 +83,8 @@ class OptunaSweeper(Sweeper):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.max_retry = max_retry
+        node = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.pruner_node: Any = node
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -137,6 +138,13 @@ class OptunaSweeper(Sweeper):
         )
         if not space:
             raise ValueError("hydra.sweeper.params: the search space is empty")
+        try:  # before any trial runs: one line, exit 2
+            pruner = read_settings(self.pruner_node)
+            if pruner is not None:
+                check_space(pruner, space)
+        except ConfigError as err:
+            print(f"lrexp: error: {err}", file=sys.stderr)
+            sys.exit(2)
         study_name = self.study_name or default_study_name(self.config)
         url = self.storage or default_storage(self.config)
         runs = TrialRuns(self.config, study_name)
@@ -258,33 +266,10 @@ class OptunaSweeper(Sweeper):
                 results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
             HydraConfig.instance().set_config(self.config)
             for trial, ret in zip(trials, results, strict=True):
-                self.tell(study, trial, ret, runs)
+                tell(study, trial, ret, runs)
                 del pending[trial.number]
         finally:
             if pending:
                 with store_lock(url, CLAIM_LOCK):
                     abandon(study, list(pending.values()))
         return results
-
-    def tell(
-        self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn, runs: TrialRuns
-    ) -> None:
-        from optuna.trial import TrialState
-
-        value, error = objective_value(ret)
-        output_dir = job_output_dir(ret)
-        if output_dir:
-            trial.set_user_attr(OUTPUT_DIR, output_dir)
-        try:  # tracking is best effort: a store problem must not lose the trial's result
-            run_id = runs.find(output_dir)
-            if run_id:
-                trial.set_user_attr(RUN_ID, run_id)
-                runs.tag_trial(run_id, trial.number)
-        except Exception as err:
-            log.warning("trial %d: MLflow run not tagged: %s", trial.number, err)
-        if error is not None:
-            trial.set_user_attr(ERROR, error)
-            log.warning("trial %d has no objective: %s", trial.number, error)
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            study.tell(trial, value)

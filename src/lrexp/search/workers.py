@@ -57,15 +57,22 @@ def make_storage(
             retry(study, trial)
             on_stale(trial)
 
-        # SQLite: writers wait for each other instead of failing after 5 s
-        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
         return RDBStorage(
             url,
-            engine_kwargs=engine,
+            engine_kwargs=engine_options(url),
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=stale,
         )
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options of a storage: SQLite writers wait for each other instead of
+    failing after 5 s; pooled PostgreSQL connections are checked before use, so a database
+    that was restarted costs a reconnect, not an error."""
+    if url.startswith("sqlite:"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
 
 
 def claim(
