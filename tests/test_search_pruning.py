@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -38,7 +39,7 @@ def test_settings() -> None:
     ]:
         made = read_settings({"name": name, "reduction_factor": 2})
         assert made is not None and isinstance(made.make(), cls)
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         ({"name": "patient"}, "hydra.sweeper.pruner.name"),
         ({"name": "median", "min_resource": 3}, "hydra.sweeper.pruner.min_resource"),
         ({"name": "median", "min_fraction": 1.0}, "hydra.sweeper.pruner.min_fraction"),
