@@ -44,3 +44,5 @@ class LrexpOptunaSweeperConf:
     max_retry: int | None = 3
     #: Optuna's pruner and lrexp's guards against its bias (:mod:`lrexp.search.pruning`)
     pruner: PrunerConf = field(default_factory=PrunerConf)
+    #: seconds a worker retries a storage that is away (a restart) before it stops
+    storage_retry_seconds: float = 120

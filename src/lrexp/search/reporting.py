@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 import warnings
 from collections.abc import Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.search.outage import StorageUnavailable, retry_storage
 from lrexp.search.pruning import PRUNED_STEP, PrunerSettings, guard_step, read_settings
 from lrexp.search.workers import ENV_STUDY, ENV_TRIAL, SQL_SCHEMES, engine_options
 
@@ -62,21 +62,13 @@ def trial_pruning(cfg: DictConfig, total: int, tags: MutableMapping[str, str]) -
 
 
 def retried(call: Callable[[], T], what: str) -> tuple[bool, T | None]:
-    """``(True, call())``, retried for :data:`RETRY_SECONDS` while the storage is away;
-    ``(False, None)`` (and one warning) if it stays away."""
-    from optuna.exceptions import StorageInternalError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    deadline = time.monotonic() + RETRY_SECONDS
-    while True:
-        try:
-            return True, call()
-        except (StorageInternalError, SQLAlchemyError) as err:
-            if time.monotonic() > deadline:
-                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
-                log.warning("Optuna storage unreachable, %s skipped: %s", what, reason)
-                return False, None
-            time.sleep(2.0)
+    """``(True, call())``, tried again for :data:`RETRY_SECONDS` while the storage is away;
+    ``(False, None)`` (and one warning) if it stays away: the job goes on unpruned."""
+    try:
+        return True, retry_storage(call, RETRY_SECONDS, what)
+    except StorageUnavailable as err:
+        log.warning("%s; skipped", err)
+        return False, None
 
 
 class TrialPruning(pl.Callback):

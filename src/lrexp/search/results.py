@@ -33,6 +33,16 @@ log = logging.getLogger("lrexp.search")
 def tell(study: optuna.Study, trial: optuna.Trial, ret: JobReturn, runs: TrialRuns) -> None:
     """Record the job's run on its trial and tell the study the result: PRUNED when the job
     was pruned (it wrote the step on its trial), FAIL without an objective, else COMPLETE."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    try:
+        _tell(study, trial, ret, runs)
+    except UpdateFinishedTrialError:  # its heartbeat lapsed and another worker failed it, or
+        # a retry after a lost reply: the study already holds what it needs
+        log.warning("trial %d was already finished; this job's result is dropped", trial.number)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, ret: JobReturn, runs: TrialRuns) -> None:
     from optuna.trial import TrialState
 
     value, error = objective_value(ret)

@@ -7,9 +7,9 @@ import functools
 import logging
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
@@ -18,6 +18,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.errors import ConfigError
+from lrexp.search.outage import StorageUnavailable, heartbeats, retry_storage, storage_errors
 from lrexp.search.pruning import check_space, read_settings
 from lrexp.search.results import finish, tell
 from lrexp.search.runs import TrialRuns
@@ -29,11 +30,11 @@ from lrexp.search.study import (
     default_storage,
     default_study_name,
     exclude,
+    make_sampler,
     prepare_storage,
     recover_interrupted,
-    resume_seed,
 )
-from lrexp.search.workers import CLAIM_LOCK, claim, consecutive, heartbeats, job_env, make_storage
+from lrexp.search.workers import CLAIM_LOCK, claim, consecutive, job_env, make_storage
 from lrexp.tracking.storelock import store_lock
 from lrexp.tracking.uri import redact
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 #: the package's name, as before the split: log lines keep their ``[lrexp.search]`` prefix
 log = logging.getLogger("lrexp.search")
+T = TypeVar("T")
 
 
 class OptunaSweeper(Sweeper):
@@ -65,6 +67,7 @@ class OptunaSweeper(Sweeper):
         grace_period: int | None = None,
         max_retry: int | None = 3,
         pruner: Mapping[str, Any] | None = None,
+        storage_retry_seconds: float = 120,
     ) -> None:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"hydra.sweeper.direction: maximize or minimize, got {direction!r}")
@@ -85,6 +88,7 @@ class OptunaSweeper(Sweeper):
         self.max_retry = max_retry
         node = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
         self.pruner_node: Any = node
+        self.storage_retry_seconds = float(storage_retry_seconds)
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -103,19 +107,6 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
-
-    def make_sampler(self, offset: int) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        factory = self.sampler_factory
-        if factory is None:
-            return optuna.samplers.TPESampler(seed=offset)
-        if isinstance(factory, functools.partial):
-            seed = factory.keywords.get("seed")
-            if seed is not None:
-                return factory(seed=resume_seed(int(seed), offset))
-            return factory()
-        return factory  # an instance: used as given
 
     def family_params(self) -> Mapping[str, Any] | None:
         """The ``schedule_params`` entry of the run's schedule family."""
@@ -145,21 +136,43 @@ class OptunaSweeper(Sweeper):
         except ConfigError as err:
             print(f"lrexp: error: {err}", file=sys.stderr)
             sys.exit(2)
+        try:
+            return self.search(space, fixed)
+        except StorageUnavailable as err:
+            print(
+                f"lrexp: error: hydra.sweeper.storage: {err}; this worker stops, and the trials "
+                "it was running are run again (by another worker, or by this command again)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+
+    def retried(self, call: Callable[[], T], what: str) -> T:
+        """``call()``, tried again while the storage is away (:mod:`lrexp.search.outage`)."""
+        return retry_storage(call, self.storage_retry_seconds, what)
+
+    def search(self, space: Mapping[str, Any], fixed: Mapping[str, str]) -> list[Any]:
+        assert self.config is not None
         study_name = self.study_name or default_study_name(self.config)
         url = self.storage or default_storage(self.config)
         runs = TrialRuns(self.config, study_name)
-        study = self.open_study(study_name, url, sorted(fixed.values()), runs)
+        lines = sorted(fixed.values())
+        study = self.retried(lambda: self.open_study(study_name, url, lines, runs), "opening")
         log.info(
             "Optuna study %s in %s: %d/%d trials done, space %s",
             study_name,
             redact(url),
-            count_done(study),
+            self.retried(lambda: count_done(study), "counting trials"),
             self.n_trials,
             ", ".join(f"{k}: {d}" for k, d in space.items()),
         )
         returns = self.run_trials(study, url, space, fixed, runs)
-        with store_lock(url, CLAIM_LOCK):  # one worker at a time tags the best run
-            finish(study, runs, url, Path(str(self.config.hydra.sweep.dir)), self.n_trials)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+
+        def end() -> None:
+            with store_lock(url, CLAIM_LOCK):  # one worker at a time tags the best run
+                finish(study, runs, url, sweep_dir, self.n_trials)
+
+        self.retried(end, "ending the search")
         return returns
 
     def open_study(
@@ -205,7 +218,7 @@ class OptunaSweeper(Sweeper):
                 if interrupted:
                     log.info("trials %s were left running by a stopped search", interrupted)
             runs.attach_parent(study, self.parent_params(url))
-        study.sampler = self.make_sampler(offset=len(study.trials))
+        study.sampler = make_sampler(self.sampler_factory, offset=len(study.trials))
         return study
 
     def parent_params(self, url: str) -> dict[str, str]:
@@ -228,7 +241,9 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         returns: list[Sequence[JobReturn]] = []
         while True:
-            trials, done = claim(study, url, space, self.n_trials, self.n_jobs)
+            trials, done = self.retried(
+                lambda: claim(study, url, space, self.n_trials, self.n_jobs), "claiming trials"
+            )
             if not trials:
                 if done >= self.n_trials or self.heartbeat_interval is None:
                     return returns
@@ -266,10 +281,13 @@ class OptunaSweeper(Sweeper):
                 results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
             HydraConfig.instance().set_config(self.config)
             for trial, ret in zip(trials, results, strict=True):
-                tell(study, trial, ret, runs)
+                self.retried(functools.partial(tell, study, trial, ret, runs), "telling a result")
                 del pending[trial.number]
         finally:
-            if pending:
-                with store_lock(url, CLAIM_LOCK):
-                    abandon(study, list(pending.values()))
+            try:
+                if pending:
+                    with store_lock(url, CLAIM_LOCK):
+                        abandon(study, list(pending.values()))
+            except storage_errors():  # they stay RUNNING, go stale, and are run again
+                log.warning("trials %s not abandoned: the storage is away", sorted(pending))
         return results

@@ -13,7 +13,6 @@ the claim, so a worker killed at any point leaves a trial that goes stale after
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -105,21 +104,6 @@ def claim(
             for trial in trials:
                 trial.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
     return trials, done
-
-
-@contextlib.contextmanager
-def heartbeats(trials: Sequence[optuna.Trial]) -> Iterator[None]:
-    """Optuna's heartbeat thread for each trial while its job runs (what ``optimize`` does)."""
-    from optuna.storages._heartbeat import get_heartbeat_thread
-
-    threads = [get_heartbeat_thread(trial._trial_id, trial.storage) for trial in trials]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for thread in threads:
-            thread.join()
 
 
 def consecutive(trials: Sequence[optuna.Trial]) -> Iterator[list[optuna.Trial]]:
