@@ -17,7 +17,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from conftest import DATABASES, ROOT
+from conftest import DATABASES, ROOT, run_cli
 from lrexp.localserver import Postgres
 
 STUDY = "outage"
@@ -86,3 +86,22 @@ def test_worker_survives_20s_without_its_database(
         assert reported == [[40 * e for e in range(1, 5)]] * n_trials
     else:
         assert reported == [[]] * n_trials
+
+
+def test_worker_stops_with_one_line_past_the_bound(tmp_path: Path) -> None:
+    """No database at all (nothing listens on the port): retried for 2 s, then one line."""
+    args = [
+        "hparams_search=optuna_lr",
+        "hydra.sweeper.storage='postgresql://postgres@127.0.0.1:1/optuna'",
+        "hydra.sweeper.storage_retry_seconds=2",
+        "logger.enabled=false",
+    ]
+    stopped = run_cli(args, cwd=tmp_path)
+    assert stopped.returncode == 2
+    assert "Traceback" not in stopped.stderr and "Launching" not in stopped.stdout
+    last = stopped.stderr.strip().splitlines()[-1]
+    assert last.startswith("lrexp: error: hydra.sweeper.storage: opening the study: ")
+    assert "unreachable for 2 s (" in last and "Connection refused" in last
+    assert last.endswith(
+        "the trials it was running are run again (by another worker, or by this command again)"
+    )

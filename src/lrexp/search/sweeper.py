@@ -156,7 +156,9 @@ class OptunaSweeper(Sweeper):
         url = self.storage or default_storage(self.config)
         runs = TrialRuns(self.config, study_name)
         lines = sorted(fixed.values())
-        study = self.retried(lambda: self.open_study(study_name, url, lines, runs), "opening")
+        study = self.retried(
+            lambda: self.open_study(study_name, url, lines, runs), "opening the study"
+        )
         log.info(
             "Optuna study %s in %s: %d/%d trials done, space %s",
             study_name,
