@@ -85,17 +85,17 @@ class TrialPruning(pl.Callback):
         self.trial: optuna.Trial | None = None
         self.pruned_step: int | None = None
         self.reported: set[int] = set()
+        self.storage: Any = url
 
     def open_trial(self) -> optuna.Trial | None:
         import optuna
         from optuna.storages import RDBStorage
 
-        storage: Any = self.url
         if self.url.startswith(SQL_SCHEMES):
-            storage = RDBStorage(self.url, engine_kwargs=engine_options(self.url))
+            self.storage = RDBStorage(self.url, engine_kwargs=engine_options(self.url))
         study = optuna.load_study(
             study_name=os.environ[ENV_STUDY],
-            storage=storage,
+            storage=self.storage,
             sampler=optuna.samplers.RandomSampler(),  # the job samples nothing
             pruner=self.settings.make(),
         )
@@ -111,6 +111,13 @@ class TrialPruning(pl.Callback):
         warmup = schedule.steps if isinstance(schedule, Warmup) else 0
         self.guard = guard_step(self.total, warmup, self.settings.min_fraction)
         self.trial = retried(self.open_trial, "opening the trial (no pruning)")[1]
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Close the job's connections (jobs of the basic launcher share the sweeper's
+        process, one storage engine each)."""
+        engine = getattr(self.storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.trial is None or self.pruned_step is not None:
