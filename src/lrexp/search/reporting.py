@@ -3,8 +3,9 @@ validation, and stop when Optuna's pruner says so.
 
 The job finds its trial through the environment the sweeper sets (``LREXP_OPTUNA_STUDY``,
 ``LREXP_OPTUNA_TRIAL``; :func:`lrexp.search.workers.job_env`) and the study's storage and
-pruner through its own Hydra config (``hydra.sweeper``). It reports ``val/acc`` at step =
-optimizer steps so far. From the guard step on (warmup over and ``min_fraction`` of the run
+pruner through its own Hydra config (``hydra.sweeper``). It reports the objective (the
+metric it returns to the sweeper, ``val/acc`` by default) at step = optimizer steps so far.
+From the guard step on (warmup over and ``min_fraction`` of the run
 done; :mod:`lrexp.search.pruning`) it asks ``should_prune``; when pruned it records the step
 on the trial (user attr ``pruned_step``: the sweeper then tells the trial PRUNED), tags its
 MLflow run ``optuna_pruned=true`` / ``optuna_pruned_step`` and stops training. The run ends
@@ -34,15 +35,18 @@ if TYPE_CHECKING:
     import optuna
 
 log = logging.getLogger("lrexp.search")
-#: the objective reported (the job's return value, :func:`lrexp.cli.run_task`)
+#: the objective reported by default (the job's return value, :func:`lrexp.cli.run_task`)
 OBJECTIVE = "val/acc"
 #: how long one report to the storage is retried before it is skipped
 RETRY_SECONDS = 30.0
 T = TypeVar("T")
 
 
-def trial_pruning(cfg: DictConfig, total: int, tags: MutableMapping[str, str]) -> list[pl.Callback]:
-    """The pruning callback of a search job whose sweeper has a pruner; else none."""
+def trial_pruning(
+    cfg: DictConfig, total: int, tags: MutableMapping[str, str], objective: str = OBJECTIVE
+) -> list[pl.Callback]:
+    """The pruning callback of a search job whose sweeper has a pruner; else none.
+    ``objective``: the metric the job returns to the sweeper, reported to its trial."""
     if ENV_STUDY not in os.environ or ENV_TRIAL not in os.environ:
         return []
     from hydra.core.hydra_config import HydraConfig
@@ -58,7 +62,7 @@ def trial_pruning(cfg: DictConfig, total: int, tags: MutableMapping[str, str]) -
     from lrexp.search.study import default_storage
 
     url = str(OmegaConf.select(sweeper, "storage", default=None) or default_storage(cfg))
-    return [TrialPruning(url, settings, total, tags)]
+    return [TrialPruning(url, settings, total, tags, objective)]
 
 
 def retried(call: Callable[[], T], what: str) -> tuple[bool, T | None]:
@@ -72,12 +76,18 @@ def retried(call: Callable[[], T], what: str) -> tuple[bool, T | None]:
 
 
 class TrialPruning(pl.Callback):
-    """Reports ``val/acc`` to the job's trial; stops training when the trial is pruned."""
+    """Reports the objective to the job's trial; stops training when the trial is pruned."""
 
     def __init__(
-        self, url: str, settings: PrunerSettings, total: int, tags: MutableMapping[str, str]
+        self,
+        url: str,
+        settings: PrunerSettings,
+        total: int,
+        tags: MutableMapping[str, str],
+        objective: str = OBJECTIVE,
     ) -> None:
         self.url = url
+        self.objective = objective
         self.settings = settings
         self.total = total
         self.tags = tags
@@ -122,7 +132,7 @@ class TrialPruning(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.trial is None or self.pruned_step is not None:
             return
-        value = trainer.callback_metrics.get(OBJECTIVE)
+        value = trainer.callback_metrics.get(self.objective)
         step = trainer.global_step
         if value is None or not math.isfinite(float(value)) or step in self.reported:
             return
