@@ -80,11 +80,14 @@ class Postgres:
             self.as_user = ["runuser", "-u", "postgres", "--"]
             shutil.chown(root, "postgres")
         self._cmd("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = f"-h 127.0.0.1 -p {self.port} -k {root} -c fsync=off -c max_connections=200"
-        self._cmd(
-            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(root / "log"), "-w", "start"
-        )
+        self.start()
         self.create_template()
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop`) on the same port and data."""
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
+        log = str(self.root / "log")
+        self._cmd("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 
     def _cmd(self, tool: str, *args: str) -> None:
         result = subprocess.run(

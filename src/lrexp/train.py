@@ -49,6 +49,7 @@ from lrexp.resume import (
     read_checkpoint,
     resume_from,
 )
+from lrexp.search.reporting import trial_pruning
 from lrexp.tags import ORDER_UNKNOWN_TAG
 from lrexp.tasks import Task
 from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
@@ -270,6 +271,8 @@ def train(
     with lifecycle:
         trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, task, on_keep)
         extra = [ExcessLoss(data)] if callable(getattr(data, "optimal_loss", None)) else []
+        # a search's job whose sweeper has a pruner reports the task's objective to its trial
+        extra += trial_pruning(cfg, plan.total, lifecycle.tags, task.objective)
         trainer.callbacks.extend([*extra, *callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)

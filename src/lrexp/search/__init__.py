@@ -32,6 +32,12 @@ How it works (``conf/hparams_search/optuna_lr.yaml`` selects it):
   joblib, submitit, ...) with job numbers = trial numbers; a job's return value
   (``val/acc``) is the objective; a failed job or a None / non-finite value makes a FAIL
   trial, never a crash.
+* ``pruner``: Optuna's median, successive-halving or hyperband pruner. Each job reports
+  ``val/acc`` to its own trial after every validation and stops when pruned (its trial
+  PRUNED, its run tagged ``optuna_pruned``); never in its warmup nor before
+  ``min_fraction`` of its steps, and a space that varies the schedule's shape is refused.
+* A storage that is away is retried for ``storage_retry_seconds``, then the worker stops
+  with one line; trials it was running are run again.
 * The study has one MLflow parent run, created by whichever worker comes first (its id is a
   study user attribute); every trial's run is its child, tagged ``optuna_study`` /
   ``optuna_trial`` when it opens; as each worker ends, the best trial's run is tagged
@@ -47,7 +53,11 @@ Modules:
 * :mod:`lrexp.search.runs`: ``TrialRuns``, the MLflow tags of the trials' runs.
 * :mod:`lrexp.search.workers`: the heartbeat storage, the atomic claim, the job's link to
   its trial.
-* :mod:`lrexp.search.results`: the best run's tags, the parent's end, the results file.
+* :mod:`lrexp.search.results`: a trial's result told, the best run's tags, the parent's end,
+  the results file.
+* :mod:`lrexp.search.pruning` / :mod:`lrexp.search.reporting`: the pruner and its guards;
+  the job's reports and its stop.
+* :mod:`lrexp.search.outage`: retries and heartbeats through a lost storage.
 * :mod:`lrexp.search.conf` / :mod:`lrexp.search.sweeper`: ``LrexpOptunaSweeperConf`` and
   ``OptunaSweeper`` (subclassed and registered as ``hydra/sweeper=lrexp_optuna`` by
   ``hydra_plugins.lrexp_optuna``).

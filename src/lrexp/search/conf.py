@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrexp.search.pruning import PrunerConf
+
 
 @dataclass
 class LrexpOptunaSweeperConf:
@@ -40,3 +42,7 @@ class LrexpOptunaSweeperConf:
     grace_period: int | None = None
     #: times a trial whose worker died is run again (then its FAIL counts); null: no limit
     max_retry: int | None = 3
+    #: Optuna's pruner and lrexp's guards against its bias (:mod:`lrexp.search.pruning`)
+    pruner: PrunerConf = field(default_factory=PrunerConf)
+    #: seconds a worker retries a storage that is away (a restart) before it stops
+    storage_retry_seconds: float = 120

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
@@ -130,6 +130,23 @@ def resume_seed(seed: int, offset: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([seed, offset]).generate_state(1)[0])
+
+
+def make_sampler(factory: Any, offset: int) -> optuna.samplers.BaseSampler:
+    """The sampler of a study already holding ``offset`` trials: ``hydra.sweeper.sampler``
+    (a partial: its ``seed`` mixed with ``offset``; an instance: used as given)."""
+    import functools
+
+    import optuna
+
+    if factory is None:
+        return optuna.samplers.TPESampler(seed=offset)
+    if isinstance(factory, functools.partial):
+        seed = factory.keywords.get("seed")
+        if seed is not None:
+            return factory(seed=resume_seed(int(seed), offset))
+        return factory()
+    return factory  # an instance: used as given
 
 
 def default_study_name(config: DictConfig) -> str:

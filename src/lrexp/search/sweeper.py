@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn
@@ -16,26 +17,24 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.search.results import finish
+from lrexp.errors import ConfigError
+from lrexp.search.outage import StorageUnavailable, heartbeats, retry_storage, storage_errors
+from lrexp.search.pruning import check_space, read_settings
+from lrexp.search.results import finish, tell
 from lrexp.search.runs import TrialRuns
 from lrexp.search.space import params_lines, parse_space, trial_overrides
 from lrexp.search.study import (
-    ERROR,
-    OUTPUT_DIR,
     OVERRIDES,
-    RUN_ID,
     abandon,
     count_done,
     default_storage,
     default_study_name,
     exclude,
-    job_output_dir,
-    objective_value,
+    make_sampler,
     prepare_storage,
     recover_interrupted,
-    resume_seed,
 )
-from lrexp.search.workers import CLAIM_LOCK, claim, consecutive, heartbeats, job_env, make_storage
+from lrexp.search.workers import CLAIM_LOCK, claim, consecutive, job_env, make_storage
 from lrexp.tracking.storelock import store_lock
 from lrexp.tracking.uri import redact
 
@@ -44,6 +43,7 @@ if TYPE_CHECKING:
 
 #: the package's name, as before the split: log lines keep their ``[lrexp.search]`` prefix
 log = logging.getLogger("lrexp.search")
+T = TypeVar("T")
 
 
 class OptunaSweeper(Sweeper):
@@ -66,6 +66,8 @@ class OptunaSweeper(Sweeper):
         heartbeat_interval: int | None = 10,
         grace_period: int | None = None,
         max_retry: int | None = 3,
+        pruner: Mapping[str, Any] | None = None,
+        storage_retry_seconds: float = 120,
     ) -> None:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"hydra.sweeper.direction: maximize or minimize, got {direction!r}")
@@ -84,6 +86,9 @@ class OptunaSweeper(Sweeper):
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.max_retry = max_retry
+        node = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else pruner
+        self.pruner_node: Any = node
+        self.storage_retry_seconds = float(storage_retry_seconds)
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -102,19 +107,6 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
-
-    def make_sampler(self, offset: int) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        factory = self.sampler_factory
-        if factory is None:
-            return optuna.samplers.TPESampler(seed=offset)
-        if isinstance(factory, functools.partial):
-            seed = factory.keywords.get("seed")
-            if seed is not None:
-                return factory(seed=resume_seed(int(seed), offset))
-            return factory()
-        return factory  # an instance: used as given
 
     def family_params(self) -> Mapping[str, Any] | None:
         """The ``schedule_params`` entry of the run's schedule family."""
@@ -137,21 +129,52 @@ class OptunaSweeper(Sweeper):
         )
         if not space:
             raise ValueError("hydra.sweeper.params: the search space is empty")
+        try:  # before any trial runs: one line, exit 2
+            pruner = read_settings(self.pruner_node)
+            if pruner is not None:
+                check_space(pruner, space)
+        except ConfigError as err:
+            print(f"lrexp: error: {err}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            return self.search(space, fixed)
+        except StorageUnavailable as err:
+            print(
+                f"lrexp: error: hydra.sweeper.storage: {err}; this worker stops, and the trials "
+                "it was running are run again (by another worker, or by this command again)",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+
+    def retried(self, call: Callable[[], T], what: str) -> T:
+        """``call()``, tried again while the storage is away (:mod:`lrexp.search.outage`)."""
+        return retry_storage(call, self.storage_retry_seconds, what)
+
+    def search(self, space: Mapping[str, Any], fixed: Mapping[str, str]) -> list[Any]:
+        assert self.config is not None
         study_name = self.study_name or default_study_name(self.config)
         url = self.storage or default_storage(self.config)
         runs = TrialRuns(self.config, study_name)
-        study = self.open_study(study_name, url, sorted(fixed.values()), runs)
+        lines = sorted(fixed.values())
+        study = self.retried(
+            lambda: self.open_study(study_name, url, lines, runs), "opening the study"
+        )
         log.info(
             "Optuna study %s in %s: %d/%d trials done, space %s",
             study_name,
             redact(url),
-            count_done(study),
+            self.retried(lambda: count_done(study), "counting trials"),
             self.n_trials,
             ", ".join(f"{k}: {d}" for k, d in space.items()),
         )
         returns = self.run_trials(study, url, space, fixed, runs)
-        with store_lock(url, CLAIM_LOCK):  # one worker at a time tags the best run
-            finish(study, runs, url, Path(str(self.config.hydra.sweep.dir)), self.n_trials)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+
+        def end() -> None:
+            with store_lock(url, CLAIM_LOCK):  # one worker at a time tags the best run
+                finish(study, runs, url, sweep_dir, self.n_trials)
+
+        self.retried(end, "ending the search")
         return returns
 
     def open_study(
@@ -197,7 +220,7 @@ class OptunaSweeper(Sweeper):
                 if interrupted:
                     log.info("trials %s were left running by a stopped search", interrupted)
             runs.attach_parent(study, self.parent_params(url))
-        study.sampler = self.make_sampler(offset=len(study.trials))
+        study.sampler = make_sampler(self.sampler_factory, offset=len(study.trials))
         return study
 
     def parent_params(self, url: str) -> dict[str, str]:
@@ -220,7 +243,9 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None
         returns: list[Sequence[JobReturn]] = []
         while True:
-            trials, done = claim(study, url, space, self.n_trials, self.n_jobs)
+            trials, done = self.retried(
+                lambda: claim(study, url, space, self.n_trials, self.n_jobs), "claiming trials"
+            )
             if not trials:
                 if done >= self.n_trials or self.heartbeat_interval is None:
                     return returns
@@ -258,33 +283,13 @@ class OptunaSweeper(Sweeper):
                 results = self.launcher.launch(batch, initial_job_idx=trials[0].number)
             HydraConfig.instance().set_config(self.config)
             for trial, ret in zip(trials, results, strict=True):
-                self.tell(study, trial, ret, runs)
+                self.retried(functools.partial(tell, study, trial, ret, runs), "telling a result")
                 del pending[trial.number]
         finally:
-            if pending:
-                with store_lock(url, CLAIM_LOCK):
-                    abandon(study, list(pending.values()))
+            try:
+                if pending:
+                    with store_lock(url, CLAIM_LOCK):
+                        abandon(study, list(pending.values()))
+            except storage_errors():  # they stay RUNNING, go stale, and are run again
+                log.warning("trials %s not abandoned: the storage is away", sorted(pending))
         return results
-
-    def tell(
-        self, study: optuna.Study, trial: optuna.Trial, ret: JobReturn, runs: TrialRuns
-    ) -> None:
-        from optuna.trial import TrialState
-
-        value, error = objective_value(ret)
-        output_dir = job_output_dir(ret)
-        if output_dir:
-            trial.set_user_attr(OUTPUT_DIR, output_dir)
-        try:  # tracking is best effort: a store problem must not lose the trial's result
-            run_id = runs.find(output_dir)
-            if run_id:
-                trial.set_user_attr(RUN_ID, run_id)
-                runs.tag_trial(run_id, trial.number)
-        except Exception as err:
-            log.warning("trial %d: MLflow run not tagged: %s", trial.number, err)
-        if error is not None:
-            trial.set_user_attr(ERROR, error)
-            log.warning("trial %d has no objective: %s", trial.number, error)
-            study.tell(trial, state=TrialState.FAIL)
-        else:
-            study.tell(trial, value)

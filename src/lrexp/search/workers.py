@@ -13,7 +13,6 @@ the claim, so a worker killed at any point leaves a trial that goes stale after
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -57,15 +56,22 @@ def make_storage(
             retry(study, trial)
             on_stale(trial)
 
-        # SQLite: writers wait for each other instead of failing after 5 s
-        engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
         return RDBStorage(
             url,
-            engine_kwargs=engine,
+            engine_kwargs=engine_options(url),
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=stale,
         )
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options of a storage: SQLite writers wait for each other instead of
+    failing after 5 s; pooled PostgreSQL connections are checked before use, so a database
+    that was restarted costs a reconnect, not an error."""
+    if url.startswith("sqlite:"):
+        return {"connect_args": {"timeout": 60}}
+    return {"pool_pre_ping": True}
 
 
 def claim(
@@ -98,21 +104,6 @@ def claim(
             for trial in trials:
                 trial.storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
     return trials, done
-
-
-@contextlib.contextmanager
-def heartbeats(trials: Sequence[optuna.Trial]) -> Iterator[None]:
-    """Optuna's heartbeat thread for each trial while its job runs (what ``optimize`` does)."""
-    from optuna.storages._heartbeat import get_heartbeat_thread
-
-    threads = [get_heartbeat_thread(trial._trial_id, trial.storage) for trial in trials]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        for thread in threads:
-            thread.join()
 
 
 def consecutive(trials: Sequence[optuna.Trial]) -> Iterator[list[optuna.Trial]]:
