@@ -270,7 +270,9 @@ def train(
 
     with lifecycle:
         trainer, checkpoint = build_trainer(cfg, output_dir, lifecycle.logger, plan, task, on_keep)
-        extra = [ExcessLoss(data)] if callable(getattr(data, "optimal_loss", None)) else []
+        extra: list[pl.Callback] = (
+            [ExcessLoss(data)] if callable(getattr(data, "optimal_loss", None)) else []
+        )
         # a search's job whose sweeper has a pruner reports the task's objective to its trial
         extra += trial_pruning(cfg, plan.total, lifecycle.tags, task.objective)
         trainer.callbacks.extend([*extra, *callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
