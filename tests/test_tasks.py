@@ -236,3 +236,35 @@ def test_a_regression_run_resumes_mid_epoch_exactly(
 
     assert curve(resumed.run_id) == curve(whole.run_id)
     assert [s for s, _ in curve(whole.run_id)][:3] == [100, 200, 300]
+
+
+@pytest.mark.slow
+def test_a_regression_search_minimizes_val_mse(tmp_path: Path) -> None:
+    """The search's direction follows the task: a regression study minimizes ``val/mse`` and
+    its best trial is the one with the lowest."""
+    import optuna
+
+    result = run_cli(
+        [
+            "hparams_search=optuna_lr",
+            "task=regression",
+            "dataset=convex",
+            "model=linear",
+            "hydra.sweeper.n_trials=3",
+            "trainer.max_steps=40",
+            "trainer.enable_progress_bar=false",
+            *QUIET,
+        ],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    (name,) = optuna.get_all_study_names(storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    assert study.direction == optuna.study.StudyDirection.MINIMIZE
+    values = [t.value for t in study.trials if t.value is not None]
+    assert len(values) == 3 and study.best_value == min(values)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    best = client.get_run(study.best_trial.user_attrs["mlflow_run_id"])
+    assert best.data.metrics["val/mse"] == pytest.approx(study.best_value)

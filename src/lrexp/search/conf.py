@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from omegaconf import DictConfig, OmegaConf
 
 from lrexp.search.pruning import PrunerConf
+from lrexp.targets import locate
 
 
 @dataclass
@@ -17,7 +20,8 @@ class LrexpOptunaSweeperConf:
     study_name: str | None = None
     #: Optuna storage URL; null: ``sqlite:///<paths.mlruns_dir>/optuna.db``
     storage: str | None = None
-    direction: str = "maximize"
+    #: maximize | minimize; null: the task's objective decides (val/acc max, val/mse min)
+    direction: str | None = None
     #: total finished trials the study should hold
     n_trials: int = 20
     #: trials per batch (run in parallel by a parallel launcher)
@@ -46,3 +50,10 @@ class LrexpOptunaSweeperConf:
     pruner: PrunerConf = field(default_factory=PrunerConf)
     #: seconds a worker retries a storage that is away (a restart) before it stops
     storage_retry_seconds: float = 120
+
+
+def task_direction(config: DictConfig) -> Literal["maximize", "minimize"]:
+    """Which way the run's task's objective is better (its class's ``mode``): a regression
+    search minimizes ``val/mse`` as a classification one maximizes ``val/acc``."""
+    task = locate(OmegaConf.select(config, "task._target_"), "task._target_")
+    return "minimize" if getattr(task, "mode", "max") == "min" else "maximize"

@@ -18,6 +18,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.errors import ConfigError
+from lrexp.search.conf import task_direction
 from lrexp.search.outage import StorageUnavailable, heartbeats, retry_storage, storage_errors
 from lrexp.search.pruning import check_space, read_settings
 from lrexp.search.results import finish, tell
@@ -57,7 +58,7 @@ class OptunaSweeper(Sweeper):
         self,
         study_name: str | None = None,
         storage: str | None = None,
-        direction: str = "maximize",
+        direction: str | None = None,
         n_trials: int = 20,
         n_jobs: int = 1,
         sampler: Any = None,
@@ -69,14 +70,16 @@ class OptunaSweeper(Sweeper):
         pruner: Mapping[str, Any] | None = None,
         storage_retry_seconds: float = 120,
     ) -> None:
-        if direction not in ("maximize", "minimize"):
+        if direction not in (None, "maximize", "minimize"):
             raise ValueError(f"hydra.sweeper.direction: maximize or minimize, got {direction!r}")
         if n_trials < 0 or n_jobs < 1:
             raise ValueError("hydra.sweeper: n_trials must be >= 0 and n_jobs >= 1")
         self.study_name = study_name
         self.storage = storage
+        #: None until :meth:`setup` reads the task's objective
+        self.chosen_direction = direction
         self.direction: Literal["maximize", "minimize"] = (
-            "maximize" if direction == "maximize" else "minimize"
+            "minimize" if direction == "minimize" else "maximize"
         )
         self.n_trials = int(n_trials)
         self.n_jobs = int(n_jobs)
@@ -103,6 +106,8 @@ class OptunaSweeper(Sweeper):
         from hydra.core.plugins import Plugins
 
         self.config = config
+        if self.chosen_direction is None:
+            self.direction = task_direction(config)
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
