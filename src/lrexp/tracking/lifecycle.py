@@ -223,7 +223,13 @@ class RunLifecycle:
         for hook in self.on_open:
             hook(self.run)
         resumed = self.resumed_run_id is not None
-        self.monitor = system_monitor(self.cfg, self.run, resumed, self.logger.put)
+        logger = self.cfg.logger
+        interval = (
+            float(logger.get("system_metrics_interval", 10))
+            if logger.get("system_metrics")
+            else None
+        )
+        self.monitor = system_monitor(interval, self.run, resumed, self.logger.put)
         if self.monitor is not None:
             self.monitor.start()
         self.logger.flush()

@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig
-
 from lrexp.tracking.spill import Point
 
 if TYPE_CHECKING:
@@ -25,10 +23,14 @@ if TYPE_CHECKING:
 
 
 def system_monitor(
-    cfg: DictConfig, run: TrackedRun, resumed: bool, deliver: Callable[[list[Point]], None]
+    interval: float | None,
+    run: TrackedRun,
+    resumed: bool,
+    deliver: Callable[[list[Point]], None],
 ) -> Any:
-    """MLflow's sampler for ``run``, its samples sent to ``deliver`` (None when switched off)."""
-    if not cfg.logger.get("system_metrics"):
+    """MLflow's sampler for ``run``, a sample every ``interval`` seconds sent to ``deliver``
+    (None when ``interval`` is None: switched off)."""
+    if interval is None:
         return None
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
@@ -51,7 +53,6 @@ def system_monitor(
             for monitor in self.monitors:
                 monitor.clear_metrics()
 
-    interval = float(cfg.logger.get("system_metrics_interval", 10))
     return OutboxMonitor(
         run.run_id, interval, resume_logging=resumed, tracking_uri=run.tracking_uri
     )
