@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import importlib
 import json
 import signal
+import site
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +59,10 @@ def example() -> Iterator[None]:
             timeout=300,
         )
     assert installed.returncode == 0, installed.stderr[-2000:]
+    # This interpreter started before the install: read the new .pth file so that in-process
+    # Hydra compose finds pkg://lrexp_example.conf as a fresh `python train.py` would.
+    site.addsitedir(sysconfig.get_paths()["purelib"])
+    importlib.invalidate_caches()
     yield
 
 
