@@ -50,6 +50,7 @@ BAD_OVERRIDES = [
     (["schedule=multistep", "schedule.milestones=3"], "schedule.milestones: must be a list"),
     (["trainer.devices=1e30"], "trainer.devices: must be a count >= 1"),
     (["trainer.devices=abc"], "trainer.devices: must be a count >= 1"),
+    (["+trainer.max_step=5"], "trainer.max_step: Trainer takes no argument 'max_step'; it takes"),
     (["trainer.max_epochs=0"], "trainer.max_epochs: must be -1 or an integer >= 1, got 0"),
     (["resume=abc"], "resume: must be null or auto, got 'abc'"),
     (["threads=0"], "threads: must be an integer >= 1, got 0"),

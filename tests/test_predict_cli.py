@@ -111,6 +111,30 @@ def test_fit_then_predict(
     assert "schedule=wsd [tissue]" in header and (out / "predict.png").stat().st_size > 0
 
 
+def test_the_fitted_loss_can_be_named(
+    sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--loss val/loss`` fits the validation points (3 per run here, 1 % above the training
+    loss); a key no run has is one line, exit 2."""
+    uri, parent = sweep
+    fit_dir = tmp_path / "fit"
+    status = main(
+        ["fit", "--tracking-uri", uri, "--parent", parent, "--loss", "val/loss", "--laws",
+         "tissue", "--resamples", "0", "--out", str(fit_dir)]
+    )  # fmt: skip
+    assert status == 0, capsys.readouterr().err
+    data = json.loads((fit_dir / "fit.json").read_text())
+    assert {r["loss_key"] for r in data["runs"]} == {"val/loss"} and len(data["runs"]) == 32
+    assert data["laws"]["tissue"]["points"] == 32 * 3
+    status = main(
+        ["fit", "--tracking-uri", uri, "--parent", parent, "--loss", "val/nosuch", "--out",
+         str(tmp_path / "no")]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert err[-1] == "lrexp-predict: error: no selected run has an lr trace and val/nosuch"
+
+
 def test_check_reports_small_held_out_errors(
     sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

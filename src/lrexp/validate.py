@@ -45,6 +45,7 @@ from lrexp.parts import (
 from lrexp.plan import check_devices, planned_steps, world_size
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
+from lrexp.targets import check_arguments
 from lrexp.tracking.server import check_server_access
 from lrexp.tracking.uri import sqlite_database, sqlite_problem
 
@@ -59,6 +60,15 @@ def in_multirun() -> bool:
         return bool(HydraConfig.get().mode == RunMode.MULTIRUN)
     except ValueError:
         return False
+
+
+def check_trainer_keys(trainer: dict[str, Any]) -> None:
+    """Every ``trainer`` key is a ``pl.Trainer`` argument (lrexp applies accumulation and
+    clipping itself, under the same names): a typo fails here, not as a traceback after the
+    run was opened."""
+    import pytorch_lightning as pl
+
+    check_arguments(pl.Trainer, set(trainer), "trainer")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -88,6 +98,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(
             "resume_mode", f"must be null or extend, got {container['resume_mode']!r}"
         )
+    check_trainer_keys(container["trainer"])
     threads = container.get("threads")
     if threads is not None:
         _positive_int(threads, "threads")

@@ -40,6 +40,11 @@ def _selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--group-by", default="schedule.name", help="param or tag naming a schedule"
     )
+    parser.add_argument(
+        "--loss",
+        metavar="KEY",
+        help="the logged loss to fit, e.g. val/loss (default: train/loss_window, else train/loss)",
+    )
     parser.add_argument("--laws", nargs="+", default=list(LAWS), choices=list(LAWS))
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
 
@@ -80,11 +85,12 @@ def _read(args: argparse.Namespace) -> RunCurves:
         filter_string=args.filter_string,
         run_ids=args.run_ids,
         group_by=args.group_by,
+        loss=args.loss,
     )
     for line in runs.skipped:
         print(f"lrexp-predict: left out {line}", file=sys.stderr)
     if not runs.curves:
-        raise CompareError("no selected run has an lr trace and a training loss")
+        raise CompareError(f"no selected run has an lr trace and {args.loss or 'a training loss'}")
     return runs
 
 
@@ -121,10 +127,11 @@ def run_check(args: argparse.Namespace) -> list[str]:
         results.append(result)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    lines = summary_lines(results, "lrexp-predict check", warnings)
+    loss = args.loss or "training loss"
+    lines = summary_lines(results, "lrexp-predict check", warnings, loss)
     (out / "check.md").write_text("\n".join(lines) + "\n")
     write_json(results, warnings, out / "check.json")
-    curves_figure(results, runs.curves, out / "check.png")
+    curves_figure(results, runs.curves, out / "check.png", loss)
     write_html(lines, "check.png", out, out / "check.html")
     return [*lines, "", *(f"wrote {out / n}" for n in commands.CHECK_FILES)]
 

@@ -60,15 +60,20 @@ def rows(results: Sequence[CheckResult]) -> list[list[str]]:
     return out
 
 
-def summary_lines(results: Sequence[CheckResult], title: str, warnings: Sequence[str]) -> list[str]:
-    """The Markdown report."""
+def summary_lines(
+    results: Sequence[CheckResult],
+    title: str,
+    warnings: Sequence[str],
+    loss: str = "training loss",
+) -> list[str]:
+    """The Markdown report; ``loss`` names what was fitted (the training loss by default)."""
     baseline = results[0].baseline if results else "–"
     lines = [
         f"# {title}",
         "",
         f"Leave one schedule out: each law is fitted on every other schedule and predicts the "
-        f"held-out one's final training loss. Gaps are to the baseline **{baseline}** (lower "
-        "loss is better); the verdict is lrexp-compare's on the final training loss.",
+        f"held-out one's final {loss}. Gaps are to the baseline **{baseline}** (lower "
+        f"loss is better); the verdict is lrexp-compare's on the final {loss}.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
@@ -118,7 +123,12 @@ def write_json(results: Sequence[CheckResult], warnings: Sequence[str], path: Pa
     path.write_text(json.dumps(data, indent=2))
 
 
-def curves_figure(results: Sequence[CheckResult], curves: Sequence[Curve], path: Path) -> Path:
+def curves_figure(
+    results: Sequence[CheckResult],
+    curves: Sequence[Curve],
+    path: Path,
+    loss: str = "training loss",
+) -> Path:
     """One panel per held-out schedule: observed curves (grey) and each law's prediction."""
     from lrexp.plots import new_figure
 
@@ -138,7 +148,7 @@ def curves_figure(results: Sequence[CheckResult], curves: Sequence[Curve], path:
         ax.set_yscale("log")
         ax.set_title(f"held out: {label}")
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel(loss)
         ax.legend()
         ax.grid(True, alpha=0.3)
     fig.tight_layout()

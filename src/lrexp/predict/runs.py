@@ -1,9 +1,11 @@
 """Reading runs for the laws: each selected run's LR trace and training loss, through
 ``lrexp-compare``'s readers (so every store it reads works: SQLite, PostgreSQL, a server).
 
-The training loss is ``train/loss_window`` (the mean of every ``logger.train_loss_every``
-steps) where the run has it, else the epoch means of ``train/loss``; each point sits at the
-optimizer updates done when it was logged, the axis of the ``lr`` trace.
+The loss the laws fit is ``train/loss_window`` (the mean of every ``logger.train_loss_every``
+steps) where the run has it, else the epoch means of ``train/loss``; or one key the user names
+(``--loss val/loss``: in single-pass training the loss on a fixed held-out set estimates the
+same population loss with far less noise). Each point sits at the optimizer updates done when
+it was logged, the axis of the ``lr`` trace.
 """
 
 from __future__ import annotations
@@ -50,12 +52,15 @@ def lr_trace(points: Sequence[tuple[int, float]]) -> np.ndarray | None:
     return np.array([v for _, v in points], dtype=np.float64)
 
 
-def to_curve(record: RunRecord, label: str) -> tuple[Curve | None, str, str]:
-    """The run's curve (or None) and the loss key used, else why it is left out."""
+def to_curve(
+    record: RunRecord, label: str, loss_keys: Sequence[str] = LOSS_KEYS
+) -> tuple[Curve | None, str, str]:
+    """The run's curve on the first of ``loss_keys`` it has (or None) and the key used, else
+    why it is left out."""
     lrs = lr_trace(record.history.get("lr", []))
     if lrs is None:
         return None, "", f"{record.name}: no complete lr trace (steps 0..T-1)"
-    for key in LOSS_KEYS:
+    for key in loss_keys:
         points = [(s, v) for s, v in record.history.get(key, []) if 1 <= s <= len(lrs)]
         points = [(s, v) for s, v in points if np.isfinite(v) and v > 0]
         if len(points) >= 2:
@@ -63,7 +68,7 @@ def to_curve(record: RunRecord, label: str) -> tuple[Curve | None, str, str]:
             loss = np.array([v for _, v in points], dtype=np.float64)
             curve = Curve(lrs, steps, loss, label, record.seed, record.run_id)
             return curve, key, ""
-    return None, "", f"{record.name}: fewer than 2 training-loss points"
+    return None, "", f"{record.name}: fewer than 2 points of {' or '.join(loss_keys)}"
 
 
 def read_runs(
@@ -74,10 +79,13 @@ def read_runs(
     filter_string: str | None = None,
     run_ids: Sequence[str] = (),
     group_by: str | None = "schedule.name",
+    loss: str | None = None,
 ) -> RunCurves:
     """Select runs as ``lrexp-compare`` does (or by id) and read their curves. Each curve is
     labelled by ``group_by`` (a param or tag, default the schedule family), else by
-    lrexp-compare's configuration label."""
+    lrexp-compare's configuration label. ``loss`` names the loss key to fit (default: the
+    training loss, :data:`LOSS_KEYS`)."""
+    loss_keys = (loss,) if loss else LOSS_KEYS
     client = open_client(tracking_uri)
     if run_ids:
         runs = [client.get_run(run_id) for run_id in run_ids]
@@ -91,7 +99,8 @@ def read_runs(
     records.sort(key=lambda r: (r.start_time or 0, r.name))
     assign_identities(records)
     records, _ = deduplicate(records)
-    histories = read_histories(client, tracking_uri, [r.run_id for r in records], KEYS)
+    keys = tuple(dict.fromkeys((*KEYS, *loss_keys)))
+    histories = read_histories(client, tracking_uri, [r.run_id for r in records], keys)
     labels = config_labels(records)
     out = RunCurves([], records=records)
     for r in records:
@@ -99,7 +108,7 @@ def read_runs(
         label = (group_by and (r.params.get(group_by) or r.tags.get(group_by))) or labels[
             r.identity
         ]
-        curve, key, why = to_curve(r, str(label))
+        curve, key, why = to_curve(r, str(label), loss_keys)
         if curve is None:
             out.skipped.append(why)
             continue
