@@ -226,8 +226,13 @@ class KeepCheckpoints(pl.Callback):
 
 class ExcessLoss(pl.Callback):
     """``train/excess`` and ``test/excess``: L(θ) − L(θ*) on the whole training and test sets,
-    at every validation and at the test, for a data module that knows its optimum
-    (``optimal_loss()`` and ``full_split(split)``, :mod:`lrexp.data.regression`)."""
+    at every validation, for a data module that knows its optimum (``optimal_loss()`` and
+    ``full_split(split)``, :mod:`lrexp.data.regression`).
+
+    At the test, which runs on the best checkpoint, only ``test/excess`` is logged: the
+    ``train/excess`` history stays that of the weights training reached, so its last point is
+    the final weights' (both values still reach the run's result).
+    """
 
     def __init__(self, data: Any) -> None:
         self.data = data
@@ -242,15 +247,18 @@ class ExcessLoss(pl.Callback):
                 values[f"{split}/excess"] = float(loss) - optimum[split]
         return values
 
-    def _log(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
+    def _log(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, keys: tuple[str, ...]
+    ) -> dict[str, float]:
         values = self.excess(pl_module)
         if pl_module.logger is not None and trainer.is_global_zero:
-            pl_module.logger.log_metrics(values, step=trainer.global_step)
+            logged = {k: v for k, v in values.items() if k in keys}
+            pl_module.logger.log_metrics(logged, step=trainer.global_step)
         return values
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._log(trainer, pl_module)
+            self._log(trainer, pl_module, ("train/excess", "test/excess"))
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl_module.log_dict(self._log(trainer, pl_module), logger=False)
+        pl_module.log_dict(self._log(trainer, pl_module, ("test/excess",)), logger=False)
