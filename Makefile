@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lrexp-installed
 ARGS ?=
 PYTEST_ARGS ?=
-# pytest-xdist processes for `make test`; 0 runs the suite in one process
+# pytest-xdist processes for `make test`; 0 runs the suite in one process. worksteal: an idle
+# worker takes queued tests from a busy one, so the slow tests do not pile up on one worker.
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup train test lint docs docs-serve bench bench-compare calibrate gallery clean
@@ -22,7 +23,7 @@ train: setup  ## train the default configuration (digits, MLP, SGD, cosine); ARG
 	$(PY) train.py $(ARGS)
 
 test: setup  ## run the whole test suite, slow tests included
-	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/pre-commit run --all-files

@@ -161,6 +161,16 @@ EXPERIMENT_BUDGETS = {
         [TINY, "hydra.sweeper.params.schedule='cosine,wsd'", "hydra.sweeper.params.seed=0"],
         {"cosine": 10, "wsd": 10},
     ),
+    "powerlaw_study": (
+        [
+            "dataset.steps=100",
+            "logger.experiment_name=lrexp",
+            TINY,
+            "hydra.sweeper.params.schedule='cosine,wsd'",
+            "hydra.sweeper.params.seed=0",
+        ],
+        {"cosine": 10, "wsd": 10},
+    ),
     "seed_linear_regression": ([], {"constant": 100}),  # one run: the seed's 100 steps
 }
 

@@ -217,7 +217,7 @@ def test_example_resumes_mid_epoch_exactly(
 @pytest.mark.slow
 @pytest.mark.usefixtures("example")
 def test_example_sigterm_then_resume_finishes_the_same_run(tmp_path: Path) -> None:
-    args = [str(ROOT / "train.py"), *PARTS, "trainer.max_epochs=40", *QUIET]
+    args = [str(ROOT / "train.py"), *PARTS, "trainer.max_epochs=12", *QUIET]
     args.append("hydra.run.dir=outputs/preempted")
     checkpoints = tmp_path / "outputs" / "preempted" / "checkpoints"
     process = subprocess.Popen(
@@ -237,7 +237,7 @@ def test_example_sigterm_then_resume_finishes_the_same_run(tmp_path: Path) -> No
     step = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)[
         "global_step"
     ]
-    assert 0 < step < 40 * STEPS_PER_EPOCH
+    assert 0 < step < 12 * STEPS_PER_EPOCH
     resumed = subprocess.run(
         [sys.executable, *args, "resume=auto"],
         cwd=tmp_path,
@@ -249,7 +249,7 @@ def test_example_sigterm_then_resume_finishes_the_same_run(tmp_path: Path) -> No
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     run = only_run(client)
     assert run.info.status == "FINISHED"
-    assert [s for s, _ in lr_trace(client, run.info.run_id)] == list(range(40 * STEPS_PER_EPOCH))
+    assert [s for s, _ in lr_trace(client, run.info.run_id)] == list(range(12 * STEPS_PER_EPOCH))
 
 
 def test_a_data_module_that_cannot_resume_mid_epoch_is_refused(

@@ -27,7 +27,7 @@ from lrexp.predict.check import attach_verdicts, leave_one_out, trust_warnings
 from lrexp.predict.fit import Fit, fit_law, resample_seeds
 from lrexp.predict.laws import LAWS, make_law
 from lrexp.predict.report import curves_figure, summary_lines, write_html, write_json
-from lrexp.predict.runs import RunCurves, read_runs, train_loss_verdicts
+from lrexp.predict.runs import LOSS_KEYS, RunCurves, read_runs, train_loss_verdicts
 
 
 def _selection(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +87,8 @@ def _read(args: argparse.Namespace) -> RunCurves:
         group_by=args.group_by,
         loss=args.loss,
     )
+    if args.loss and args.loss not in LOSS_KEYS:
+        runs.val_loss = {}  # the fitted loss is not a training loss: no overfitting check
     for line in runs.skipped:
         print(f"lrexp-predict: left out {line}", file=sys.stderr)
     if not runs.curves:

@@ -47,7 +47,7 @@ def optimize_schedule(
     """The best non-increasing table for ``law`` with parameters ``theta``."""
     if steps < 2 or knots < 1:
         raise ValueError("needs at least 2 steps after warmup and 1 knot")
-    at = np.linspace(0.0, 1.0, knots + 1)
+    at = np.round(np.linspace(0.0, 1.0, knots + 1), 12)  # 0.15, not 0.15000000000000002
     total = len(warmup_lrs) + steps
     last = np.array([total])
 
