@@ -27,7 +27,12 @@ GROUPS = (
     "paths",
 )
 #: options that need regression: they validate with the convex testbed and the linear model
-REGRESSION = {("task", "regression"), ("dataset", "convex"), ("dataset", "seed_linear")}
+REGRESSION = {
+    ("task", "regression"),
+    ("dataset", "convex"),
+    ("dataset", "seed_linear"),
+    ("dataset", "powerlaw"),
+}
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS
