@@ -48,9 +48,16 @@ def test_check_fit_predict_optimize_on_a_real_sweep(
     (tissue,) = report["laws"]
     held = {h["label"]: h for h in tissue["held_out"]}
     assert set(held) == {"constant", "wsd", "linear"}
+    finals = {name: float(np.mean(values)) for name, values in measured.items()}
+    law_errors, naive_errors = [], []
     for label, h in held.items():
-        assert h["measured"] == pytest.approx(np.mean(measured[label]), rel=1e-9)
-        assert abs(h["rel_error"]) < 0.05, (label, h)  # the law holds here: within 5 %
+        assert h["measured"] == pytest.approx(finals[label], rel=1e-9)
+        assert abs(h["rel_error"]) < 0.025, (label, h)  # the law holds here: within 2.5 %
+        others = [v for name, v in finals.items() if name != label]
+        law_errors.append(abs(h["predicted"] - finals[label]))
+        naive_errors.append(abs(np.mean(others) - finals[label]))
+    # better than guessing the mean final loss of the schedules it was fitted on
+    assert np.mean(law_errors) < 0.5 * np.mean(naive_errors), (law_errors, naive_errors)
 
     fit_dir = tmp_path / "fit"
     assert main(["fit", *select, "--resamples", "2", "--out", str(fit_dir)]) == 0
