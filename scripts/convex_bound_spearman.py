@@ -16,7 +16,7 @@ import numpy as np
 from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
-from lrexp.plan import planned_curve
+from lrexp.planning import planned_curve
 from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import bound_terms
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 import numpy as np
 from mlflow import MlflowClient
 
-from lrexp.plan import planned_curve
+from lrexp.planning import planned_curve
 from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import transfer_lr
 

@@ -338,7 +338,7 @@ def test_a_dataloader_module_is_planned_per_process_under_ddp(
 ) -> None:
     """2010 training points in batches of 50: 41 batches on one process, and on each of two
     processes Lightning's DistributedSampler share, ceil(ceil(2010 / 2) / 50) = 21."""
-    from lrexp.plan import planned_steps
+    from lrexp.planning import planned_steps
 
     rings = [*PARTS, "dataset.train_size=2010", "trainer.max_epochs=2"]
     assert planned_steps(make_cfg(*rings)) == (82, 41)

@@ -14,14 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, ROOT
 from lrexp.errors import ConfigError
-from lrexp.plan import (
-    StepPlan,
-    planned_curve,
-    planned_momentum,
-    planned_steps,
-    scheduler_positions,
-    step_plan,
-)
+from lrexp.plan import StepPlan, scheduler_positions
+from lrexp.planning import planned_curve, planned_momentum, planned_steps, step_plan
 from lrexp.plot_schedules import main
 from lrexp.plot_schedules.curves import plan_overrides
 from lrexp.plot_schedules.figures import figure_for

@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from lrexp.errors import ConfigError
-from lrexp.plan import planned_curve
+from lrexp.planning import planned_curve
 from lrexp.resume import plan_resume, record_plan
 from lrexp.train import train
 

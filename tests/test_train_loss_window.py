@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from lrexp.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
 from lrexp.errors import ConfigError
 from lrexp.parts import build_datamodule, build_model, data_info
-from lrexp.plan import step_plan
+from lrexp.planning import step_plan
 from lrexp.tasks import Classification
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun

@@ -1,17 +1,13 @@
 """The step planner: how many optimizer steps a run takes and where each LR update lands.
 
-One source for every user of these numbers: config validation, ``configure_optimizers`` (the
-schedule's length), the schedule previews and the planned-LR artifact. Everything here is
-computed from the composed config without starting a Trainer, and mirrors Lightning's own
-count (``tests/test_plot_schedules.py`` and ``tests/test_scale.py``
-check it against real Trainers, DDP included):
+A building block of plain values: batches per epoch, the trainer's settings as a mapping and
+the schedule's settings in, a :class:`StepPlan` and the LR of every update out. The config
+layer (:mod:`lrexp.planning`) reads a composed config, counts the data module's batches and
+calls it; validation, ``configure_optimizers``, the previews and the planned-LR artifact all
+use these numbers, which mirror Lightning's own count (``tests/test_plot_schedules.py`` and
+``tests/test_scale.py`` check them against real Trainers, DDP included):
 
-* batches per epoch come from the data module (:func:`lrexp.parts.data_info`), after
-  ``trainer.limit_train_batches``. lrexp's tensor data module plans them without loading:
-  ceil(train examples / ``dataset.batch_size``), the same on any number of processes (every
-  rank takes a strided shard of each *global* batch, :mod:`lrexp.data.batching`). Any other
-  data module is set up and its training loader counted, per process under DDP
-  (:func:`lrexp.data.describe.rank_batches`);
+* batches per epoch, after ``trainer.limit_train_batches``;
 * optimizer steps per epoch = ceil(batches / ``trainer.accumulate_grad_batches``);
 * total = steps per epoch x ``max_epochs``, capped by ``max_steps``.
 """
@@ -26,10 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from lrexp.errors import ConfigError
-from lrexp.parts import data_info
 from lrexp.schedules import Schedule, build_schedule
 
 #: Lightning's ``max_epochs`` when neither ``max_epochs`` nor ``max_steps`` is set.
@@ -100,13 +94,12 @@ class StepPlan:
     accumulate: int  #: ``trainer.accumulate_grad_batches``
 
 
-def step_plan(cfg: DictConfig) -> StepPlan:
-    """The step counts Lightning will use for ``cfg`` (see :func:`planned_steps`)."""
-    trainer = cfg.trainer
+def plan_steps(batches: int, trainer: Mapping[str, Any]) -> StepPlan:
+    """The step counts Lightning will use for ``batches`` training batches per epoch (on each
+    process) and the ``trainer`` settings."""
     accumulate = _int_setting(
         trainer.get("accumulate_grad_batches", 1), "trainer.accumulate_grad_batches", 1
     )
-    batches = data_info(cfg.dataset, world_size(trainer)).train_batches
     batches = _limit_batches(batches, trainer.get("limit_train_batches"))
     steps_per_epoch = math.ceil(batches / accumulate)
 
@@ -139,33 +132,14 @@ def step_plan(cfg: DictConfig) -> StepPlan:
     return StepPlan(total, steps_per_epoch, batches, accumulate)
 
 
-def planned_steps(cfg: DictConfig) -> tuple[int, int]:
-    """``(total optimizer steps, optimizer steps per epoch)`` of the run ``cfg`` describes.
-
-    steps_per_epoch = ceil(ceil(train_size / batch_size) / accumulate_grad_batches); total =
-    steps_per_epoch * max_epochs, capped by ``max_steps`` unless -1.
-    """
-    plan = step_plan(cfg)
-    return plan.total, plan.steps_per_epoch
-
-
 # --------------------------------------------------------------------------- planned curves
 
 
-def base_lr(cfg: DictConfig) -> float:
+def check_base_lr(lr: Any) -> float:
     """``optimizer.lr`` as a positive float."""
-    lr = cfg.optimizer.get("lr")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
         raise ConfigError("optimizer.lr", f"must be a number > 0, got {lr!r}")
     return float(lr)
-
-
-def schedule_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved ``schedule`` node as a plain dict."""
-    container = OmegaConf.to_container(cfg.schedule, resolve=True)
-    if not isinstance(container, dict):
-        raise ConfigError("schedule", "must be a mapping")
-    return {str(k): v for k, v in container.items()}
 
 
 def scheduler_positions(plan: StepPlan, interval: str = "step", frequency: int = 1) -> list[int]:
@@ -216,14 +190,12 @@ class BoundSchedule:
     warnings: list[str]  #: build_schedule's warnings (e.g. schedule length != run length)
 
 
-def bind(cfg: DictConfig) -> BoundSchedule:
-    """Build ``cfg``'s schedule as training does (same total, steps per epoch and base LR).
+def bind_schedule(settings: Mapping[str, Any], lr: float, plan: StepPlan) -> BoundSchedule:
+    """Build the schedule ``settings`` describe as training does (same total, steps per epoch
+    and base LR).
 
     Warnings from ``build_schedule`` are collected, not shown: training's own build warns.
     """
-    plan = step_plan(cfg)
-    lr = base_lr(cfg)
-    settings = schedule_settings(cfg)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         schedule = build_schedule(settings, plan.total, lr, plan.steps_per_epoch)
@@ -231,21 +203,14 @@ def bind(cfg: DictConfig) -> BoundSchedule:
     return BoundSchedule(schedule, lr, plan, positions, [str(w.message) for w in caught])
 
 
-def planned_curve(cfg: DictConfig) -> list[float]:
-    """The absolute LR of every optimizer update 0..total-1 that the run ``cfg`` will take.
+def lr_curve(bound: BoundSchedule) -> list[float]:
+    """The absolute LR of every optimizer update 0..total-1.
 
-    With the default ``interval=step, frequency=1`` this is ``optimizer.lr * lr_at(k)``;
+    With the default ``interval=step, frequency=1`` this is ``lr * lr_at(k)``;
     ``interval=epoch`` (or a frequency > 1) holds values the way Lightning steps the scheduler.
     Metric-driven schedules give their curve without any validation feedback.
     """
-    bound = bind(cfg)
     return [bound.base_lr * bound.schedule.lr_at(t) for t in bound.positions]
-
-
-def planned_momentum(cfg: DictConfig) -> list[float] | None:
-    """Momentum (or Adam's beta1) per update when the schedule cycles it, else None."""
-    bound = bind(cfg)
-    return momentum_curve(bound.schedule, bound.positions)
 
 
 def momentum_curve(schedule: Schedule, positions: Sequence[int]) -> list[float] | None:

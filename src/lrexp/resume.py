@@ -24,14 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lrexp.configs import flatten
 from lrexp.errors import ConfigError
-from lrexp.plan import (
-    StepPlan,
-    base_lr,
-    planned_curve,
-    positions_for,
-    schedule_settings,
-    step_plan,
-)
+from lrexp.plan import StepPlan, positions_for
+from lrexp.planning import base_lr, planned_curve, schedule_settings, step_plan
 from lrexp.schedules import build_schedule
 
 #: The part of torch's weights_only refusal that says what was refused.

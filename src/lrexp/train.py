@@ -2,7 +2,7 @@
 
 The order is what makes a bad run cheap: the config is validated, the checkpoint to resume
 is checked, the data is loaded and the model built *before* the MLflow run is opened
-(:class:`lrexp.tracking.lifecycle.RunLifecycle`), so a config or data error leaves nothing in
+(:class:`lrexp.lifecycle.RunLifecycle`), so a config or data error leaves nothing in
 the store. ``optimizer.lr=auto`` is resolved by the caller (:mod:`lrexp.lr_find.cli`), never
 here.
 """
@@ -36,11 +36,13 @@ from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
 from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
+from lrexp.lifecycle import OnOpen, RunLifecycle
 from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.module import LRModule, StepOptions
 from lrexp.optim import scaled_lr
 from lrexp.parts import build_datamodule, build_model, build_task, with_labels
-from lrexp.plan import StepPlan, step_plan, world_size
+from lrexp.plan import StepPlan, world_size
+from lrexp.planning import step_plan
 from lrexp.resume import (
     CheckpointInfo,
     RecordedPlan,
@@ -52,7 +54,6 @@ from lrexp.resume import (
 from lrexp.search.reporting import trial_pruning
 from lrexp.tags import ORDER_UNKNOWN_TAG
 from lrexp.tasks import Task
-from lrexp.tracking.lifecycle import OnOpen, RunLifecycle
 from lrexp.tracking.logger import BufferedMlflowLogger
 
 if TYPE_CHECKING:

@@ -42,7 +42,8 @@ from lrexp.parts import (
     data_info,
     label,
 )
-from lrexp.plan import check_devices, planned_steps, world_size
+from lrexp.plan import check_devices, world_size
+from lrexp.planning import planned_steps
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 from lrexp.targets import check_arguments

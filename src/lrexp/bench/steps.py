@@ -25,7 +25,7 @@ from lrexp.configs import config_dir
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.optim import build_optimizer
 from lrexp.parts import build_datamodule, build_model
-from lrexp.plan import step_plan
+from lrexp.planning import step_plan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tasks import Classification

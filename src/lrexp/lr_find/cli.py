@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from lrexp.lifecycle import RunLifecycle, run_name
 from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import find_lr
 from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
-from lrexp.tracking.lifecycle import RunLifecycle, run_name
 from lrexp.train import RunResult, train
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lrexp.errors import ConfigError
 from lrexp.lr_find.settings import LRFindSettings, settings, with_lr
-from lrexp.plan import step_plan
+from lrexp.planning import step_plan
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl

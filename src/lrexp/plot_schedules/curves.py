@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 
 from lrexp.configs import config_dir, one_line
 from lrexp.errors import ConfigError
-from lrexp.plan import bind, momentum_curve, schedule_settings
+from lrexp.plan import momentum_curve
+from lrexp.planning import bind, schedule_settings
 from lrexp.schedules import Warmup
 
 #: Gallery panel order; families found in ``conf/schedule`` but not listed here come last.
