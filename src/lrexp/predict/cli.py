@@ -50,7 +50,10 @@ def _selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrexp-predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lrexp-predict",
+        description=__doc__.split("\n\n")[0].replace("``", "").replace("\n", " "),
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit each law to runs; parameter intervals over seeds")
     _selection(fit)
