@@ -135,9 +135,12 @@ def attach_verdicts(result: CheckResult, verdicts: Mapping[str, str]) -> None:
 
 
 def trust_warnings(
-    curves: Sequence[Curve], val_loss: Mapping[str, Sequence[tuple[int, float]]]
+    curves: Sequence[Curve],
+    val_loss: Mapping[str, Sequence[tuple[int, float]]],
+    loss: str = "training loss",
 ) -> list[str]:
-    """The trust checks that fail, one line each: a training loss that does not decrease;
+    """The trust checks that fail, one line each: a fitted loss (``loss`` names it) that does
+    not decrease;
     validation loss rising while training loss falls (overfitting: outside the laws'
     regime); a constant-LR run that is not close to a power law in S₁."""
     lines = []
@@ -146,7 +149,7 @@ def trust_warnings(
         half = max(1, len(c.loss) // 4)
         first, last = float(np.mean(c.loss[:half])), float(np.mean(c.loss[-half:]))
         if not last < first:
-            lines.append(f"{name}: the training loss does not decrease ({first:.4g} -> {last:.4g})")
+            lines.append(f"{name}: the {loss} does not decrease ({first:.4g} -> {last:.4g})")
         points = list(val_loss.get(c.run_id or "", []))
         if len(points) >= 3 and last < first:
             values = [v for _, v in points]

@@ -111,13 +111,15 @@ def run_fit(args: argparse.Namespace) -> list[str]:
     args.out.mkdir(parents=True, exist_ok=True)
     path = commands.write_fits(fits, runs, args.out / "fit.json")
     lines = commands.fit_lines(fits)
-    lines += [f"- {w}" for w in trust_warnings(runs.curves, runs.val_loss)]
+    lines += [
+        f"- {w}" for w in trust_warnings(runs.curves, runs.val_loss, args.loss or "training loss")
+    ]
     return [*lines, f"wrote {path}"]
 
 
 def run_check(args: argparse.Namespace) -> list[str]:
     runs = _read(args)
-    warnings = trust_warnings(runs.curves, runs.val_loss)
+    warnings = trust_warnings(runs.curves, runs.val_loss, args.loss or "training loss")
     verdicts = train_loss_verdicts(runs, args.baseline)
     results = []
     for name in args.laws:
