@@ -140,9 +140,8 @@ def trust_warnings(
     loss: str = "training loss",
 ) -> list[str]:
     """The trust checks that fail, one line each: a fitted loss (``loss`` names it) that does
-    not decrease;
-    validation loss rising while training loss falls (overfitting: outside the laws'
-    regime); a constant-LR run that is not close to a power law in S₁."""
+    not decrease; validation loss rising while training loss falls (overfitting: outside the
+    laws' regime); a constant-LR run that is not close to a power law in S₁."""
     lines = []
     for c in curves:
         name = f"{c.label} (seed {c.seed})" if c.seed is not None else c.label
