@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _loss_name(args: argparse.Namespace) -> str:
+    """What the laws fit, for reports: ``--loss`` or the training loss."""
+    return str(args.loss or "training loss")
+
+
 def _read(args: argparse.Namespace) -> RunCurves:
     if not (args.experiment or args.parent or args.filter_string or args.run_ids):
         raise CompareError("one of --experiment, --parent, --filter or run ids is required")
@@ -111,15 +116,14 @@ def run_fit(args: argparse.Namespace) -> list[str]:
     args.out.mkdir(parents=True, exist_ok=True)
     path = commands.write_fits(fits, runs, args.out / "fit.json")
     lines = commands.fit_lines(fits)
-    lines += [
-        f"- {w}" for w in trust_warnings(runs.curves, runs.val_loss, args.loss or "training loss")
-    ]
+    lines += [f"- {w}" for w in trust_warnings(runs.curves, runs.val_loss, _loss_name(args))]
     return [*lines, f"wrote {path}"]
 
 
 def run_check(args: argparse.Namespace) -> list[str]:
     runs = _read(args)
-    warnings = trust_warnings(runs.curves, runs.val_loss, args.loss or "training loss")
+    loss = _loss_name(args)
+    warnings = trust_warnings(runs.curves, runs.val_loss, loss)
     verdicts = train_loss_verdicts(runs, args.baseline)
     results = []
     for name in args.laws:
@@ -134,7 +138,6 @@ def run_check(args: argparse.Namespace) -> list[str]:
         results.append(result)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    loss = args.loss or "training loss"
     lines = summary_lines(results, "lrexp-predict check", warnings, loss)
     (out / "check.md").write_text("\n".join(lines) + "\n")
     write_json(results, warnings, out / "check.json")
