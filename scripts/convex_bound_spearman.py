@@ -13,9 +13,9 @@ import argparse
 from collections import defaultdict
 
 import numpy as np
-from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
+from lrexp.compare.store import open_client, select_runs
 from lrexp.planning import planned_curve
 from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import bound_terms
@@ -26,12 +26,8 @@ def main() -> None:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--parent", required=True, help="the convex_study sweep's parent run")
     args = parser.parse_args()
-    client = MlflowClient(args.tracking_uri)
-    parent = client.get_run(args.parent)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{args.parent}'",
-        max_results=5000,
+    children, _ = select_runs(
+        open_client(args.tracking_uri), experiment=None, parent=args.parent, filter_string=None
     )
     excess: dict[str, list[float]] = defaultdict(list)
     overrides: dict[str, list[str]] = {}

@@ -20,19 +20,13 @@ import argparse
 from collections import defaultdict
 
 import numpy as np
-from mlflow import MlflowClient
 
+from lrexp.compare.store import open_client, select_runs
 from lrexp.planning import planned_curve
 from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import transfer_lr
 
 KEYS = ("schedule.name", "trainer.max_epochs", "dataset.batch_size", "dataset.samples")
-
-
-def final_excess(client: MlflowClient, run_id: str) -> float:
-    """``train/excess`` at the run's last validation (its largest step)."""
-    history = client.get_metric_history(run_id, "train/excess")
-    return max(history, key=lambda m: (m.step, m.timestamp)).value
 
 
 def refined_best(lrs: list[float], excess: list[float]) -> float:
@@ -57,12 +51,8 @@ def main() -> None:
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--parent", required=True, help="the LR sweep's parent run")
     args = parser.parse_args()
-    client = MlflowClient(args.tracking_uri)
-    parent = client.get_run(args.parent)
-    children = client.search_runs(
-        [parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{args.parent}'",
-        max_results=5000,
+    children, _ = select_runs(
+        open_client(args.tracking_uri), experiment=None, parent=args.parent, filter_string=None
     )
     by_horizon: dict[int, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     settings: dict[int, list[str]] = {}
@@ -72,7 +62,7 @@ def main() -> None:
         params = run.data.params
         epochs = int(params["trainer.max_epochs"])
         lr = float(params["optimizer.lr"])
-        by_horizon[epochs][lr].append(final_excess(client, run.info.run_id))
+        by_horizon[epochs][lr].append(run.data.metrics["train/excess"])  # the last validation
         settings[epochs] = [f"{k}={params[k]}" for k in KEYS]
     horizons = sorted(by_horizon)
     if len(horizons) < 2:

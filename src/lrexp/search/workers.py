@@ -108,8 +108,8 @@ def claim(
     return trials, done
 
 
-def give_orphans_a_heartbeat(study: optuna.Study) -> list[int]:
-    """Record a first heartbeat for every RUNNING trial that has none, and return their ids.
+def give_orphans_a_heartbeat(study: optuna.Study) -> None:
+    """Record a first heartbeat for every RUNNING trial that has none.
 
     Call it under the claim lock. A claim records the heartbeat of each trial it asks before it
     releases the lock, so a RUNNING trial without one was asked by a worker that died inside
@@ -139,7 +139,6 @@ def give_orphans_a_heartbeat(study: optuna.Study) -> list[int]:
         session.close()
     for trial_id in orphans:
         storage.record_heartbeat(trial_id)
-    return orphans
 
 
 def consecutive(trials: Sequence[optuna.Trial]) -> Iterator[list[optuna.Trial]]:
