@@ -18,10 +18,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from lrexp.localserver import MlflowServer, Postgres, postgres_bin
+from lrexp.schemas import register
 from lrexp.tracking.history_file import HISTORY_FILE, TOKEN_TAG, read_history_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+register()  # the structured configs that conf/'s defaults lists name
 
 
 def tmp_overrides(tmp_path: Path) -> list[str]:

@@ -12,10 +12,12 @@ import pytorch_lightning as pl
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from conftest import CONF
 from lrexp.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
 from lrexp.errors import ConfigError
 from lrexp.parts import build_datamodule, build_model, data_info
 from lrexp.planning import step_plan
+from lrexp.preflight import check_overrides
 from lrexp.tasks import Classification
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
@@ -96,12 +98,18 @@ def test_off_logs_nothing_and_bad_values_are_one_line(
     plan = step_plan(cfg)
     trainer, _ = build_trainer(cfg, Path(cfg.paths.output_dir), None, plan, Classification(10))
     assert not any(isinstance(c, TrainLossTrace) for c in trainer.callbacks)  # type: ignore[attr-defined]
-    for bad in ("0", "2.5", "true", "ten"):
+    with pytest.raises(ConfigError) as caught:
+        validate(make_cfg("logger.train_loss_every=0"))
+    assert str(caught.value) == (
+        "logger.train_loss_every: must be an integer >= 1 (optimizer steps) or null (off), got 0"
+    )
+    for bad, kind in (("2.5", "float"), ("true", "bool"), ("ten", "str")):
         with pytest.raises(ConfigError) as caught:
-            validate(make_cfg(f"logger.train_loss_every={bad}"))
-        message = str(caught.value)
-        assert message.startswith("logger.train_loss_every: must be an integer >= 1")
-        assert "\n" not in message
+            check_overrides(CONF, [f"logger.train_loss_every={bad}"])
+        assert str(caught.value).startswith(
+            f"logger.train_loss_every: Value '{bad.replace('true', 'True')}' of type '{kind}' "
+            "could not be converted to Integer"
+        )
 
 
 def test_window_state_survives_a_checkpoint() -> None:

@@ -8,9 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lrexp.schemas import register
+
 
 def config_dir() -> Path:
-    """``$LREXP_CONFIG_DIR``, else the ``conf/`` folder of this checkout, else ``./conf``."""
+    """``$LREXP_CONFIG_DIR``, else the ``conf/`` folder of this checkout, else ``./conf``.
+
+    It also registers lrexp's structured configs (:mod:`lrexp.schemas`), which ``conf/``'s
+    defaults lists name, so whatever composes the folder it returns finds them.
+    """
+    register()
     if "LREXP_CONFIG_DIR" in os.environ:
         return Path(os.environ["LREXP_CONFIG_DIR"]).resolve()
     bundled = Path(__file__).resolve().parents[2] / "conf"

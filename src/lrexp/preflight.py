@@ -22,7 +22,7 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from lrexp.errors import ConfigError
 from lrexp.fork import resolve_fork
@@ -86,6 +86,7 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
         raise ConfigError("overrides", str(err).splitlines()[0]) from None
     first_values: list[str] = []
     fork_sweeps: dict[str, list[Any]] = {}
+    key_sweeps: dict[str, list[Any]] = {}
     certain = not any(o.is_sweep_override() or o.get_key_element() == "hydra.mode" for o in parsed)
     folders = search_dirs(config_dir, parsed)
     for raw, override in zip(user_args, parsed, strict=True):
@@ -111,14 +112,34 @@ def check_overrides(config_dir: Path, args: Sequence[str]) -> ComposedMode | Non
                     raise ConfigError(
                         group, f"no option {value!r}; choose one of {', '.join(choices)}"
                     )
+        elif override.is_sweep_override() and group == override.get_key_element():
+            key_sweeps[group] = list(override.sweep_iterator())
         first_values.append(first)
     cfg = _compose(config_dir, first_values)
+    check_swept_types(cfg, key_sweeps)
     mode = cfg.hydra.mode
     with open_dict(cfg):
         del cfg["hydra"]  # Hydra's own node: its runtime values exist only in a run
     validate(cfg)
     check_every_fork(cfg, fork_sweeps)
     return ComposedMode(mode) if certain else None
+
+
+def check_swept_types(cfg: DictConfig, sweeps: dict[str, list[Any]]) -> None:
+    """Every value of a swept key has the type its structured config gives it (the first
+    value was composed already): ``seed=0,abc`` fails here, not in the sweep's second job."""
+    for key, values in sweeps.items():
+        job = copy.deepcopy(cfg)
+        for value in values[1:]:
+            try:
+                OmegaConf.update(job, key, value, merge=True)
+            except ValidationError as err:
+                raise _type_error(err) from None
+
+
+def _type_error(err: ValidationError) -> ConfigError:
+    """OmegaConf's type check, as one line naming the key."""
+    return ConfigError(str(err.full_key), str(err).splitlines()[0])
 
 
 def check_every_fork(cfg: DictConfig, sweeps: dict[str, list[Any]]) -> None:
@@ -142,6 +163,11 @@ def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             return compose("config", overrides=placeholders + overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
+        cause: BaseException | None = err
+        while cause is not None:
+            if isinstance(cause, ValidationError) and cause.full_key:
+                raise _type_error(cause) from None
+            cause = cause.__cause__
         message = str(err).splitlines()[0]
         unknown = UNKNOWN_KEY.match(message)
         if unknown is None:

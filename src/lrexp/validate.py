@@ -81,9 +81,8 @@ def validate(cfg: DictConfig) -> None:
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     check_finite(container)
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
-    seed = container.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError("seed", f"must be an integer >= 0, got {seed!r}")
+    if container["seed"] < 0:  # its type is checked by Hydra (lrexp.schemas), its range here
+        raise ConfigError("seed", f"must be an integer >= 0, got {container['seed']!r}")
     for group in ("task", "dataset", "model", "optimizer"):
         label(container[group], group)  # each names its class (or says it does not)
     for key in ("batch_size", "eval_batch_size"):
@@ -100,11 +99,8 @@ def validate(cfg: DictConfig) -> None:
             "resume_mode", f"must be null or extend, got {container['resume_mode']!r}"
         )
     check_trainer_keys(container["trainer"])
-    threads = container.get("threads")
-    if threads is not None:
-        _positive_int(threads, "threads")
-    if not isinstance(container.get("compile", False), bool):
-        raise ConfigError("compile", f"must be true or false, got {container['compile']!r}")
+    if container["threads"] is not None and container["threads"] < 1:
+        raise ConfigError("threads", f"must be an integer >= 1, got {container['threads']!r}")
     lr_value = optimizer.get("lr")
     lr = 1.0 if lr_value == AUTO else check_lr(lr_value)  # schedules only multiply it
     if lr_value == AUTO or container.get("tune") is not None:
@@ -155,33 +151,31 @@ def validate(cfg: DictConfig) -> None:
     check_shards(dataset, world_size(trainer))
     logger = container["logger"]
     loss_every = logger.get("train_loss_every")
-    if loss_every is not None and (
-        isinstance(loss_every, bool) or not isinstance(loss_every, int) or loss_every < 1
-    ):
+    if loss_every is not None and loss_every < 1:
         raise ConfigError(
             "logger.train_loss_every",
             f"must be an integer >= 1 (optimizer steps) or null (off), got {loss_every!r}",
         )
     if logger.get("enabled"):
         retry = logger.get("retry_seconds", 60)
-        if isinstance(retry, bool) or not isinstance(retry, int | float) or retry < 0:
+        if retry < 0:
             raise ConfigError("logger.retry_seconds", f"must be a number >= 0, got {retry!r}")
         check_tracking_uri(str(logger.get("tracking_uri")))
         check_server_access(str(logger.get("tracking_uri")), str(logger.get("experiment_name")))
 
 
 def check_kept_steps(checkpoint: dict[str, Any], total: int) -> None:
-    """``keep_steps``: a list of steps in 1..total; ``keep_every_n_steps``: null or >= 1."""
-    steps = checkpoint.get("keep_steps") or []
+    """``keep_steps``: steps in 1..total; ``keep_every_n_steps``: null or >= 1 (their types
+    are checked by Hydra, :mod:`lrexp.schemas`)."""
     key = "callbacks.checkpoint.keep_steps"
-    if not isinstance(steps, list):
-        raise ConfigError(key, f"must be a list of optimizer steps, got {steps!r}")
-    for step in steps:
-        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= total:
+    for step in checkpoint.get("keep_steps") or []:
+        if not 1 <= step <= total:
             raise ConfigError(key, f"must hold steps in 1..{total} (the run's steps), got {step!r}")
     every = checkpoint.get("keep_every_n_steps")
-    if every is not None:
-        _positive_int(every, "callbacks.checkpoint.keep_every_n_steps")
+    if every is not None and every < 1:
+        raise ConfigError(
+            "callbacks.checkpoint.keep_every_n_steps", f"must be an integer >= 1, got {every!r}"
+        )
 
 
 def check_shards(dataset: dict[str, Any], world: int) -> None:
