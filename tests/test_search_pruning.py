@@ -164,6 +164,26 @@ def test_no_pruning_in_warmup_sqlite(tmp_path: Path) -> None:
     check_pruned_search(storage, f"sqlite:///{tmp_path}/mlruns/mlflow.db", pruned_at=2 * EPOCH)
 
 
+@pytest.mark.slow
+def test_successive_halving_prunes_bad_lrs_at_the_guard_sqlite(tmp_path: Path) -> None:
+    """Optuna's successive halving (rungs at 40, 80, 160 steps) in place of the median: the
+    job side is the same, so the two 1e-6 trials after the first two are pruned at step 80,
+    the guard of min_fraction 0.5, though they trail at the rung of step 40 already."""
+    args = [a for a in search_args() if "pruner" not in a]
+    done = run_cli(
+        [
+            *args,
+            "hydra.sweeper.pruner.name=successive_halving",
+            "hydra.sweeper.pruner.min_resource=40",
+            "hydra.sweeper.pruner.reduction_factor=2",
+        ],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    check_pruned_search(storage, f"sqlite:///{tmp_path}/mlruns/mlflow.db", pruned_at=2 * EPOCH)
+
+
 def test_shape_varying_space_refused_before_any_trial(tmp_path: Path) -> None:
     args = [
         "hparams_search=optuna_lr",
