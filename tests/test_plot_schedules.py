@@ -254,6 +254,17 @@ def test_errors_are_one_line(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_type_error_names_its_key_and_combination(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["seed=0,abc", "--out", str(tmp_path / "x.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "lrexp: error: seed: Value 'abc' of type 'str' could not be converted to Integer "
+        "(with seed=abc)"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 def test_command_line_error_exits_2_without_traceback(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "plot_schedules.py"), "schedule=no_such_family"],

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf.errors import ValidationError
+
+from lrexp.errors import ConfigError
 from lrexp.schemas import register
 
 
@@ -40,6 +43,18 @@ def one_line(err: BaseException) -> str:
     for part in parts:
         text += ("" if not text else " " if text.endswith((".", ":")) else "; ") + part
     return text or type(err).__name__
+
+
+def type_error(err: BaseException, context: str = "") -> ConfigError | None:
+    """The structured configs' type check (:mod:`lrexp.schemas`) found in ``err`` or its
+    causes (Hydra wraps it), as one line naming the key, ``context`` appended; None if ``err``
+    is something else."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ValidationError) and cause.full_key:
+            return ConfigError(str(cause.full_key), str(cause).splitlines()[0] + context)
+        cause = cause.__cause__
+    return None
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:

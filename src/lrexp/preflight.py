@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
+from lrexp.configs import type_error
 from lrexp.errors import ConfigError
 from lrexp.fork import resolve_fork
 from lrexp.validate import validate
@@ -134,12 +135,7 @@ def check_swept_types(cfg: DictConfig, sweeps: dict[str, list[Any]]) -> None:
             try:
                 OmegaConf.update(job, key, value, merge=True)
             except ValidationError as err:
-                raise _type_error(err) from None
-
-
-def _type_error(err: ValidationError) -> ConfigError:
-    """OmegaConf's type check, as one line naming the key."""
-    return ConfigError(str(err.full_key), str(err).splitlines()[0])
+                raise type_error(err) or ConfigError(key, str(err).splitlines()[0]) from None
 
 
 def check_every_fork(cfg: DictConfig, sweeps: dict[str, list[Any]]) -> None:
@@ -163,11 +159,9 @@ def _compose(config_dir: Path, overrides: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
             return compose("config", overrides=placeholders + overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
-        cause: BaseException | None = err
-        while cause is not None:
-            if isinstance(cause, ValidationError) and cause.full_key:
-                raise _type_error(cause) from None
-            cause = cause.__cause__
+        typed = type_error(err)
+        if typed is not None:
+            raise typed from None
         message = str(err).splitlines()[0]
         unknown = UNKNOWN_KEY.match(message)
         if unknown is None:

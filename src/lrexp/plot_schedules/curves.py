@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lrexp.configs import config_dir, one_line
+from lrexp.configs import config_dir, one_line, type_error
 from lrexp.errors import ConfigError
 from lrexp.plan import momentum_curve
 from lrexp.planning import bind, schedule_settings
@@ -170,7 +170,9 @@ def compose_configs(
                 configs.append(compose("config", overrides=list(overrides)))
             except (HydraException, OmegaConfBaseException) as err:
                 where = f" (with {contexts[i]})" if contexts and contexts[i] else ""
-                raise ConfigError("overrides", one_line(err) + where) from None
+                raise type_error(err, where) or ConfigError(
+                    "overrides", one_line(err) + where
+                ) from None
     return configs
 
 
