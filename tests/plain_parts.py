@@ -1,5 +1,5 @@
 """Parts a user might bring that do less than lrexp asks for: a data module that cannot give
-its order or restore its position, for tests of what lrexp then does."""
+its order or restore its position, or has no test split, for tests of what lrexp then does."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 
-class PlainDataModule(pl.LightningDataModule):
+class TrainValDataModule(pl.LightningDataModule):
     """Gaussian blobs in DataLoaders that shuffle on their own: no order digest, no saved
-    position."""
+    position, and only the two loaders the data contract asks for (no test split)."""
 
     def __init__(self, size: int = 400, batch_size: int = 32, classes: int = 2) -> None:
         super().__init__()
@@ -31,6 +31,10 @@ class PlainDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return DataLoader(self.data["val"], batch_size=200)
+
+
+class PlainDataModule(TrainValDataModule):
+    """:class:`TrainValDataModule` with a test split."""
 
     def test_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return DataLoader(self.data["test"], batch_size=200)

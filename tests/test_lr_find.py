@@ -11,11 +11,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from conftest import CONF
+from conftest import CONF, run_cli
 from lrexp.errors import ConfigError
-from lrexp.lr_find.cli import tune
-from lrexp.lr_find.search import find_lr, resolve_auto_lr
-from lrexp.lr_find.settings import settings
+from lrexp.lr_find.cli import train_at_auto_lr, train_or_tune, tune
+from lrexp.lr_find.search import find_lr, resolve_auto_lr, smooth, suggest
+from lrexp.lr_find.settings import LRFindSettings, settings
 
 #: small and fast: 40 steps of the 40-batch digits epoch, from 1e-4 to 10
 SEARCH = ("tune.num_training=40", "tune.min_lr=1e-4", "tune.max_lr=10.0")
@@ -105,8 +105,15 @@ def test_search_with_accumulation_has_one_point_per_optimizer_step(
 
 
 def test_non_finite_loss_ends_the_search(finder_cfg: Callable[..., DictConfig]) -> None:
+    """Up to 1e12 in 60 steps (about 4 steps a decade): the first 2 are skipped, not 10, so
+    the decades where the loss falls are inside the window the suggestion is picked from."""
     result = find_lr(
-        finder_cfg("tune.max_lr=1e12", "tune.early_stop_threshold=null", "tune.num_training=60")
+        finder_cfg(
+            "tune.max_lr=1e12",
+            "tune.early_stop_threshold=null",
+            "tune.num_training=60",
+            "tune.skip_begin=2",
+        )
     )
     assert result.steps < 60
     assert not math.isfinite(result.losses[-1])
@@ -153,3 +160,81 @@ def test_invalid_settings_name_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=f"^{key}: "):
         settings(finder_cfg(override))
+
+
+def test_smoothing_starts_at_the_first_loss_and_keeps_a_flat_curve_flat() -> None:
+    """Lightning 2.6 divides by 1 - 0.98**(n+1) at point n, so a flat loss of 2.3 reads 1.16
+    at its first point and seems to rise for ~50 steps; lrexp's smoothing keeps it at 2.3."""
+    flat = smooth([2.3] * 60)
+    assert flat == pytest.approx([2.3] * 60, rel=1e-12)
+    # a known answer: the bias-corrected EMA of 1, 2, 3 with beta 0.5
+    assert smooth([1.0, 2.0, 3.0], beta=0.5) == pytest.approx([1.0, 5 / 3, 17 / 7])
+    assert math.isnan(smooth([1.0, math.inf])[1])
+
+
+def test_suggestion_is_the_steepest_descent_before_the_minimum_in_log_lr() -> None:
+    """Flat with noise at tiny LRs, a fall between 0.03 and 0.3, a rise after: the suggestion
+    is in the fall. Against the LR itself (Lightning's slope), the noise at 1e-4 wins."""
+    import numpy as np
+
+    lrs = list(np.logspace(-6, 0, 100))
+    rng = np.random.default_rng(0)
+    losses = []
+    for lr in lrs:
+        fall = 0.5 / (1 + np.exp(-4 * (np.log10(lr) + 1)))  # centred on 0.1
+        rise = 3.0 * max(0.0, np.log10(lr) + 0.5)  # diverges above 0.3
+        losses.append(2.3 - fall + rise + rng.normal(0, 0.002))
+    options = LRFindSettings()
+    found = suggest(lrs, losses, options)
+    assert 0.05 < found < 0.2
+    lightning = np.gradient(np.array(losses[10:-1]), np.array(lrs[10:-1]))
+    assert lrs[10 + int(np.argmin(lightning))] < 1e-3  # what the old rule picked
+    with pytest.raises(ConfigError, match=r"^tune\.min_lr: the smoothed loss never fell"):
+        suggest(lrs, sorted(losses), options)
+
+
+def test_the_console_says_what_the_search_did(tmp_path: Path) -> None:
+    result = run_cli(
+        [tune_override(), *SEARCH, "logger=none", "trainer.enable_progress_bar=false"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    suggested = next(line for line in lines if line.startswith("lr_find: suggested"))
+    assert "where the smoothed loss fell fastest before its minimum in a " in suggested
+    value = suggested.split("optimizer.lr=")[1].split(",")[0]
+    assert lines[-2] == (
+        f"done LR search only (no model trained); train at its suggestion with "
+        f"optimizer.lr={value} or optimizer.lr=auto"
+    )
+
+
+#: fixed-LR grids (factor ~3) around each workload's best LR, with the default cosine schedule
+GRIDS = {
+    "mlp-digits": ((), (0.01, 0.03, 0.1, 0.3, 1.0)),
+    "cnn-mnist1d": (("dataset=mnist1d", "model=cnn"), (0.03, 0.1, 0.3, 1.0)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workload", list(GRIDS))
+def test_auto_lr_lands_near_the_best_lr_of_a_real_grid(
+    make_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture[str], workload: str
+) -> None:
+    """The suggestion lies within 3x of the grid's best LR (by test/acc), and training at
+    ``optimizer.lr=auto`` comes within 1 point of that LR's test accuracy. Before the fix the
+    finder suggested 1.9e-4 on digits (test/acc 0.903 with onecycle against 0.986)."""
+    overrides, grid = GRIDS[workload]
+    quiet = ("logger=none", "threads=1", *overrides)
+    accuracy = {
+        lr: train_or_tune(make_cfg(*quiet, f"optimizer.lr={lr}")).metrics["test/acc"] for lr in grid
+    }
+    best = max(grid, key=lambda lr: accuracy[lr])
+    auto = train_at_auto_lr(make_cfg(*quiet, "optimizer.lr=auto"))
+    line = next(
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("lr_find:")
+    )
+    suggestion = float(line.split("optimizer.lr=")[1].split(",")[0])
+    assert line.startswith(f"lr_find: training at optimizer.lr={suggestion:.6g}, where ")
+    assert best / 3 <= suggestion <= best * 3, (suggestion, accuracy)
+    assert auto.metrics["test/acc"] >= accuracy[best] - 0.01, (auto.metrics, accuracy)

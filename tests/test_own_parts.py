@@ -354,3 +354,31 @@ def test_a_dataloader_module_is_planned_per_process_under_ddp(
     for step, value in trace:
         left = 1 - step / total
         assert value == pytest.approx(0.1 * left / (0.5 + 0.5 * left), rel=1e-12)
+
+
+def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The data contract asks for training and validation loaders only: without
+    ``test_dataloader()`` the run says so before training, skips the test phase and ends
+    FINISHED with its validation metrics (before: a traceback after training, run FAILED)."""
+    cfg = make_cfg(
+        f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]",
+        "dataset=train_val_only",
+        "trainer.max_epochs=2",
+        f"logger.tracking_uri={tracking_uri}",
+        *QUIET,
+    )
+    result = train(cfg)
+    note = (
+        "lrexp: note: TrainValDataModule has no test_dataloader(), so the run ends after "
+        "training and its last validation (no test/* metrics)"
+    )
+    assert note in capsys.readouterr().err.splitlines()
+    assert result.global_step == 2 * 13  # 400 points in batches of 32
+    assert 0.5 < result.metrics["val/acc"] <= 1
+    assert not any(key.startswith("test/") for key in result.metrics)
+    run = only_run(MlflowClient(tracking_uri))
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["val/acc"] == pytest.approx(result.metrics["val/acc"])
+    assert not any(key.startswith("test/") for key in run.data.metrics)

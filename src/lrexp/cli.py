@@ -26,14 +26,19 @@ from lrexp.errors import (
 
 if TYPE_CHECKING:
     from lrexp.preflight import ComposedMode
+    from lrexp.train import RunResult
 
 
-def report(cfg: DictConfig, run_id: str | None, metrics: dict[str, float]) -> None:
+def report(cfg: DictConfig, result: RunResult) -> None:
+    """The run's last lines: what it gave, where its outputs and its MLflow run are."""
     from rich.console import Console
 
     console = Console(soft_wrap=True)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/"))
-    console.print(f"[bold green]done[/] {shown}")
+    metrics, run_id = result.metrics, result.run_id
+    # the test split's metrics; a data module without one: its last validation's
+    split = "test/" if any(k.startswith("test/") for k in metrics) else "val/"
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(split))
+    console.print(f"[bold green]done[/] {result.headline or shown}")
     console.print(f"outputs: {cfg.paths.output_dir}")
     if run_id:
         from lrexp.tracking.store import redact
@@ -94,7 +99,7 @@ def run_task(cfg: DictConfig) -> float | None:
             raise
         print(f"lrexp: job failed: {type(err).__name__}: {err}", file=sys.stderr)
         return None
-    report(cfg, result.run_id, result.metrics)
+    report(cfg, result)
     return result.metrics.get(result.objective)
 
 

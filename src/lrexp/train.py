@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,8 @@ class RunResult:
     output_dir: Path
     global_step: int
     objective: str = "val/acc"  #: the task's objective: what a sweeper optimizes
+    #: what the console's last lines say the run did, when it is not a trained model's test
+    headline: str | None = None
 
 
 def log_dataset(run: TrackedRun, cfg: DictConfig, data: pl.LightningDataModule) -> None:
@@ -93,6 +96,14 @@ def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str
     else:
         tags[ORDER_UNKNOWN_TAG] = f"{class_name(data)} has no order_digest()"
     return tags
+
+
+def has_test_split(data: pl.LightningDataModule) -> bool:
+    """Whether the data module gives a test loader (the data contract asks only for the
+    training and validation loaders)."""
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    return is_overridden("test_dataloader", data, parent=pl.LightningDataModule)
 
 
 def split_trainer(trainer: DictConfig) -> tuple[dict[str, Any], StepOptions]:
@@ -231,6 +242,14 @@ def train(
     info = describe(data, world_size(OmegaConf.to_container(cfg.trainer)), load=True)  # type: ignore[arg-type]
     if resume is not None:
         check_mid_epoch(stored, plan, data, resume)
+    tested = has_test_split(data)
+    if not tested:
+        print(
+            f"lrexp: note: {class_name(data)} has no test_dataloader(), so the run ends after "
+            "training and its last validation (no test/* metrics)",
+            file=sys.stderr,
+            flush=True,
+        )
     net = build_model(OmegaConf.to_container(cfg.model, resolve=True), info)  # type: ignore[arg-type]
     # arms that share a seed must share these; lrexp-compare checks before pairing them
     pairing = pairing_tags(net, data)
@@ -281,6 +300,7 @@ def train(
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         best = "best" if checkpoint.best_model_path else None
-        trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
+        if tested:
+            trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
     metrics = {**fit_metrics, **{k: float(v) for k, v in trainer.callback_metrics.items()}}
     return RunResult(metrics, lifecycle.run_id, output_dir, trainer.global_step, task.objective)

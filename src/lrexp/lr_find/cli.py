@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from lrexp.lifecycle import RunLifecycle, run_name
 from lrexp.lr_find.report import log_lr_find
-from lrexp.lr_find.search import find_lr
+from lrexp.lr_find.search import LRFindResult, find_lr
 from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
 from lrexp.train import RunResult, train
 
@@ -24,6 +24,7 @@ def train_at_auto_lr(cfg: DictConfig) -> RunResult:
     """``optimizer.lr=auto``: search (``cfg.tune``'s settings, else the defaults), then train
     at the suggestion; the search's figure, CSV and suggestion are logged into the run."""
     result = find_lr(cfg)
+    print(f"lr_find: training at optimizer.lr={result.suggestion:.6g}, {found(result)}", flush=True)
     cfg = with_found_lr(cfg, result.suggestion)
     output_dir = Path(cfg.paths.output_dir)
 
@@ -31,6 +32,15 @@ def train_at_auto_lr(cfg: DictConfig) -> RunResult:
         log_lr_find(run, result, output_dir / "lr_find", run_name(cfg))
 
     return train(cfg, on_open=[log_search])
+
+
+def found(result: LRFindResult) -> str:
+    """Where a suggestion comes from, for the console."""
+    options = result.settings
+    return (
+        f"where the smoothed loss fell fastest before its minimum in a {result.steps}-step "
+        f"search from {options.min_lr:g} to {options.max_lr:g} ({options.mode})"
+    )
 
 
 def train_or_tune(cfg: DictConfig) -> RunResult:
@@ -64,13 +74,12 @@ def tune(cfg: DictConfig) -> RunResult:
         result = find_lr(cfg)
         if lifecycle.run is not None:
             log_lr_find(lifecycle.run, result, output_dir / "lr_find", name)
-    print(
-        f"lr_find: suggested optimizer.lr={result.suggestion:.6g} "
-        f"(steepest loss descent over {result.steps} steps from {options.min_lr:g} "
-        f"to {options.max_lr:g}, {options.mode})",
-        flush=True,
-    )
+    print(f"lr_find: suggested optimizer.lr={result.suggestion:.6g}, {found(result)}", flush=True)
     if options.train_after:
         return train(with_found_lr(cfg, result.suggestion))
     metrics = {"lr_find/suggestion": result.suggestion}
-    return RunResult(metrics, lifecycle.run_id, output_dir, result.steps)
+    headline = (
+        f"LR search only (no model trained); train at its suggestion with "
+        f"optimizer.lr={result.suggestion:.6g} or optimizer.lr=auto"
+    )
+    return RunResult(metrics, lifecycle.run_id, output_dir, result.steps, headline=headline)
