@@ -54,3 +54,22 @@ def test_bench_prints_the_table_and_writes_json(
         assert 0 < row[key] < 1000
     (startup,) = [r["startup_s"] for r in rows if "startup_s" in r]
     assert 0 < startup < 120
+
+
+def test_startup_repeats_zero_skips_the_startup_measurement(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--startup-repeats 0`` measures the steps only (before: StatisticsError: no median for
+    empty data); a negative count or a baseline without repeats is refused by argparse."""
+    out = tmp_path / "bench.json"
+    args = ["--steps", "5", "--warmup", "1", "--repeats", "1", "--workloads", "mlp-digits-b32"]
+    bench_cli.main([*args, "--startup-repeats", "0", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "mlp-digits-b32" in printed and "startup" not in printed
+    rows = json.loads(out.read_text())
+    assert [r["workload"] for r in rows] == ["mlp-digits-b32"]
+    for bad in (["--startup-repeats", "-1"], ["--startup-repeats", "0", "--startup-baseline", "."]):
+        with pytest.raises(SystemExit) as caught:
+            bench_cli.main([*args, *bad])
+        assert caught.value.code == 2
+    assert "--startup-repeats: must be >= 0, got -1" in capsys.readouterr().err

@@ -329,18 +329,76 @@ def test_cli_needs_a_selection(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert "one of --experiment, --parent or --filter" in capsys.readouterr().err
 
 
-def test_cli_writes_the_three_files(
+def test_cli_prints_the_verdict_table_then_the_files(
     store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The verdicts are on the console, not only inside summary.md: one row per
+    configuration with the numbers of summary.json, then the paths of the files."""
+    import json
+
     main(["--tracking-uri", store.uri, "--experiment", "exp", "--out", str(tmp_path)])
-    printed = capsys.readouterr().out.split()
-    assert [Path(p).name for p in printed] == [
+    lines = capsys.readouterr().out.splitlines()
+    assert [Path(p).name for p in lines[-5:]] == [
         "summary.md",
         "summary.csv",
         "summary.json",
         "report.html",
         "forest.png",
     ]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    heading, columns, *rows = lines[:-5]
+    assert heading == (
+        f"test/acc (higher is better) against {summary['baseline']}; verdicts after Holm over "
+        f"{summary['family_size']} comparison(s), α = 0.05"
+    )
+    assert columns.split()[:4] == ["configuration", "verdict", "n", "mean"]
+    assert len(rows) == len(summary["configurations"])
+
+    def shown(value: float | None, sign: str = "") -> str:
+        return "–" if value is None else f"{value:{sign}.4g}"
+
+    for row, config in zip(rows, summary["configurations"], strict=True):
+        cells = row.split()
+        assert cells[:4] == [
+            config["label"],
+            config["verdict"],
+            str(config["n"]),
+            shown(config["mean"]),
+        ]
+        if config["label"] == summary["baseline"]:
+            assert cells[4:] == ["–", "–", "–"]
+            continue
+        assert cells[4] == shown(config.get("delta"), "+")
+        low, high = config.get("delta_low"), config.get("delta_high")
+        interval = [f"[{shown(low, '+')},", f"{shown(high, '+')}]"] if low is not None else ["–"]
+        assert cells[5:-1] == interval and cells[-1] == shown(config.get("p_holm"))
+
+
+def test_a_store_path_without_a_scheme_and_a_missing_default_store_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--tracking-uri mlruns/mlflow.db`` printed MLflow's file-store text, cut mid-word; the
+    default store (``sqlite:///mlruns/mlflow.db``) that is not there is named, not created."""
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (
+            ["--tracking-uri", "mlruns/mlflow.db"],
+            "lrexp-compare: error: --tracking-uri: 'mlruns/mlflow.db' has no scheme, so MLflow 3 "
+            "would take it for its retired file store; for a SQLite store write "
+            "sqlite:///mlruns/mlflow.db (a server: http://host:port)",
+        ),
+        (
+            [],
+            "lrexp-compare: error: no MLflow database at mlruns/mlflow.db (from "
+            "sqlite:///mlruns/mlflow.db); train in this folder first, or pass --tracking-uri",
+        ),
+    ]
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, "--experiment", "lrexp", "--out", "cmp"])
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err == message + "\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------- plots
@@ -413,3 +471,56 @@ def test_bench_compare_times_every_reader_in_one_run(capsys: pytest.CaptureFixtu
     assert re.search(
         r"^same summary.csv: SQLite readers yes; PostgreSQL direct vs HTTP yes", out, re.M
     )
+
+
+def test_verdict_lines_align_a_known_summary(tmp_path: Path) -> None:
+    import json
+
+    from lrexp.compare.console import verdict_lines
+
+    summary = {
+        "metric_label": "final val/loss",
+        "higher_is_better": False,
+        "baseline": "cosine",
+        "family_size": 1,
+        "alpha": 0.05,
+        "configurations": [
+            {"label": "cosine", "verdict": "baseline", "n": 5, "mean": 1.23456},
+            {
+                "label": "wsd-long-name",
+                "verdict": "better",
+                "n": 5,
+                "mean": 1.2,
+                "delta": -0.03456,
+                "delta_low": -0.05,
+                "delta_high": -0.012,
+                "p_holm": 0.0123,
+            },
+        ],
+    }
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(summary))
+    assert verdict_lines(path) == [
+        "final val/loss (lower is better) against cosine; verdicts after Holm over 1 "
+        "comparison(s), α = 0.05",
+        "configuration  verdict   n   mean         Δ      95% CI of Δ  Holm p",
+        "cosine         baseline  5  1.235         –                –       –",
+        "wsd-long-name  better    5    1.2  -0.03456  [-0.05, -0.012]  0.0123",
+    ]
+
+
+def test_learning_curve_bands_stay_inside_the_metric_range() -> None:
+    """Two seeds make a wide t interval: near accuracy 1 or loss 0 it left the range."""
+    import numpy as np
+
+    from lrexp.compare.figures import band
+
+    mean, half = np.array([0.5, 0.98]), np.array([0.1, 0.2])
+    low, high = band("val/acc", mean, half)
+    assert low.tolist() == pytest.approx([0.4, 0.78]) and high.tolist() == pytest.approx([0.6, 1.0])
+    low, high = band("val/loss", np.array([0.05]), np.array([0.2]))
+    assert low.tolist() == [0.0] and high.tolist() == pytest.approx([0.25])
+    low, high = band("test/excess", np.array([-1.0]), np.array([0.5]))
+    assert low.tolist() == [0.0] and high.tolist() == [0.0]
+    low, high = band("val/r2", np.array([-1.0]), np.array([0.5]))  # no known range: unclipped
+    assert low.tolist() == [-1.5] and high.tolist() == [-0.5]

@@ -5,7 +5,9 @@ a line ``$ python train.py ARGS`` is a command, the lines after it are what it p
 stands for any text (a line of only ``…`` for any number of lines) and ``$ echo $?`` followed
 by a number is the command's exit status. Each command runs from an empty temporary folder.
 
-The first run trains, so it is its own ``python train.py`` process. The error sessions stop
+The first run trains, so it is its own ``python train.py`` process, started the way the README
+says to run commands: a shell whose PATH does not hold the venv until it sources
+``.venv/bin/activate``, where ``python`` must then be the venv's own. The error sessions stop
 in the check before Hydra starts: one fresh interpreter runs ``train.py`` as ``__main__`` once
 per command (what ``python train.py ARGS`` does, without paying torch's import ten times),
 beside the training run.
@@ -14,13 +16,18 @@ beside the training run.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import ROOT, run_cli
+from conftest import ROOT
+
+#: the environment the tests run in: the README's ``.venv`` (CI: ``make test``)
+VENV = Path(sys.prefix)
 
 SNIPPETS = ROOT / "docs" / "snippets"
 ERROR_SNIPPETS = ("errors-overrides.console", "errors-built.console")
@@ -94,6 +101,23 @@ def assert_prints(shown: Shown, output: str, code: int) -> None:
         assert code == 2, f"{command} exited {code}; a config error exits 2"
 
 
+def run_activated(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``source .venv/bin/activate`` then ``python train.py ARGS``, in a bash whose PATH holds
+    none of the venv before it (a fresh shell, as the README's reader has)."""
+    bare_path = os.pathsep.join(
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if not d.startswith(str(VENV))
+    )
+    env = {**os.environ, "PATH": bare_path, "PYTHONUNBUFFERED": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    command = (
+        f"source {shlex.quote(str(VENV / 'bin' / 'activate'))} && "
+        f"python {shlex.quote(str(ROOT / 'train.py'))} {shlex.join(args)}"
+    )
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
 def test_read_snippet_and_pattern_follow_the_documented_syntax(tmp_path: Path) -> None:
     snippet = tmp_path / "s.console"
     snippet.write_text("$ python train.py a=1\n…\nx … y\n$ echo $?\n3\n")
@@ -122,7 +146,7 @@ def test_quick_start_and_errors_print_what_the_manual_shows(tmp_path: Path) -> N
         stdout=subprocess.PIPE,
         text=True,
     )
-    run = run_cli(first.args, cwd=tmp_path / "run", timeout=240)
+    run = run_activated(first.args, cwd=tmp_path / "run", timeout=240)
     output, _ = checks.communicate(timeout=240)
     assert checks.returncode == 0
 

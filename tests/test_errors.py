@@ -99,6 +99,19 @@ BAD_OVERRIDES = [
     (["fork=cooldown", "+fork.until=3"], "fork.until: unknown key; allowed: from, at, length"),
     (["schedule=cooldown", "schedule.trunk.name=plateau"], "schedule.trunk.name: must be a closed"),
     (["schedule=wsd", "schedule.decay_shape=exp"], "schedule.min_factor: must be > 0 for an exp"),
+    # MLflow 3 would fail only after the first step ("file store ... maintenance mode")
+    (
+        ["logger.tracking_uri=mlruns/mlflow.db"],
+        "logger.tracking_uri: 'mlruns/mlflow.db' has no scheme, so MLflow 3 would take it for its "
+        "retired file store; for a SQLite store write sqlite:///mlruns/mlflow.db (a server: "
+        "http://host:port)",
+    ),
+    (["logger.tracking_uri=mlruns"], "for a SQLite store write sqlite:///mlruns/mlflow.db"),
+    (
+        ["logger.tracking_uri=file:///tmp/store"],
+        "logger.tracking_uri: 'file:///tmp/store' names MLflow's retired file store; for a "
+        "SQLite store write sqlite:////tmp/store/mlflow.db",
+    ),
 ]
 
 
@@ -118,7 +131,13 @@ def test_every_lightning_devices_form_is_accepted(devices: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["schedule=nosuch"], ["optimizer.lr=abc"], ["schedule.warmup.steps=900"]]
+    "args",
+    [
+        ["schedule=nosuch"],
+        ["optimizer.lr=abc"],
+        ["schedule.warmup.steps=900"],
+        ["logger.tracking_uri=mlruns/mlflow.db"],
+    ],
 )
 def test_cli_rejects_with_one_line_and_creates_nothing(tmp_path: Path, args: list[str]) -> None:
     result = run_cli(args, cwd=tmp_path)

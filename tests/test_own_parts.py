@@ -138,6 +138,17 @@ def test_example_sweep_gives_a_paired_verdict_table(tmp_path: Path) -> None:
     runs = client.search_runs([experiment_id(client, "lrexp")])
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    # the sweep's last lines: its verdict table (the rows of summary.json), then where it is
+    tail = sweep.stderr.strip().splitlines()[-6:]
+    summary = json.loads((tmp_path / "multirun" / "s" / "comparison" / "summary.json").read_text())
+    assert tail[0].startswith(f"test/acc (higher is better) against {summary['baseline']}; ")
+    assert tail[1].split()[:2] == ["configuration", "verdict"]
+    assert [row.split()[:2] for row in tail[2:4]] == [
+        [c["label"], c["verdict"]] for c in summary["configurations"]
+    ]
+    assert tail[4] == "sweep comparison: multirun/s/comparison"
+    assert tail[5].startswith(f"sweep parent run {parent.info.run_id}; compare again with: ")
+    assert tail[5].endswith("--out <dir> (a new store: this sweep created it)")
     assert sorted((r.data.tags["schedule"], r.data.tags["seed"]) for r in children) == [
         ("cosine", "0"),
         ("cosine", "1"),
@@ -283,7 +294,9 @@ BAD_PARTS = [
     ),
     (
         [SEARCH, "dataset._target_=nopkg.Rings"],
-        "dataset._target_: cannot import 'nopkg.Rings': No module named 'nopkg'",
+        "dataset._target_: cannot import 'nopkg.Rings': No module named 'nopkg'; make 'nopkg' "
+        "importable: pip install -e <its project folder>, or PYTHONPATH=<the folder that holds "
+        "nopkg>",
     ),
     (
         [*PARTS, "+model.depth=3"],

@@ -86,17 +86,26 @@ def test_fit_then_predict(
     uri, parent = sweep
     status = main(
         ["fit", "--tracking-uri", uri, "--parent", parent, "--laws", "mpl", "tissue",
-         "--resamples", "4", "--out", str(tmp_path / "fit")]
+         "--resamples", "40", "--out", str(tmp_path / "fit")]
     )  # fmt: skip
-    assert status == 0, capsys.readouterr().err
+    fitted = capsys.readouterr()
+    assert status == 0, fitted.err
     data = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert len(data["runs"]) == 32
     assert {r["loss_key"] for r in data["runs"]} == {"train/loss_window"}
     mpl = data["laws"]["mpl"]
     assert mpl["params"]["L0"] == pytest.approx(TRUE[0], rel=0.1)
-    assert len(mpl["resamples"]) == 4
-    low, high = mpl["interval"]["L0"]
-    assert low <= mpl["params"]["L0"] <= high or high - low < 1e-3
+    assert len(mpl["resamples"]) == 40
+    for law in ("mpl", "tissue"):  # an estimate outside its interval is printed with why
+        fit = data["laws"][law]
+        outside = [
+            k for k, (low, high) in fit["interval"].items() if not low <= fit["params"][k] <= high
+        ]
+        line = next(
+            (x for x in fitted.out.splitlines() if x.startswith(f"  {', '.join(outside)} outside")),
+            None,
+        )
+        assert (line is not None) == bool(outside), fitted.out
 
     out = tmp_path / "pred"
     status = main(
@@ -109,6 +118,24 @@ def test_fit_then_predict(
     with (out / "predict.csv").open() as handle:
         header = next(csv.reader(handle))
     assert "schedule=wsd [tissue]" in header and (out / "predict.png").stat().st_size > 0
+
+
+def test_too_few_resamples_are_refused_in_one_line(
+    sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--resamples 5`` printed ``L0=0.05405 [0.07971, 0.07971]`` (an interval of zero width
+    that excludes its estimate); below 40 resamples, fit and check refuse."""
+    uri, parent = sweep
+    for command in ("fit", "check"):
+        with pytest.raises(SystemExit) as caught:
+            main([command, "--tracking-uri", uri, "--parent", parent, "--resamples", "5",
+                  "--out", str(tmp_path / command)])  # fmt: skip
+        assert caught.value.code == 2
+        assert (
+            "argument --resamples: must be 0 (no intervals) or at least 40, got 5"
+            in capsys.readouterr().err
+        )
+    assert not (tmp_path / "fit").exists()
 
 
 def test_the_fitted_loss_can_be_named(

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from lrexp.train import RunResult
 
 
-def report(cfg: DictConfig, result: RunResult) -> None:
-    """The run's last lines: what it gave, where its outputs and its MLflow run are."""
+def report(cfg: DictConfig, result: RunResult, new_store: bool = False) -> None:
+    """The run's last lines: what it gave, where its outputs and its MLflow run are (and
+    whether this run created that store, so a mistyped path does not go unnoticed)."""
     from rich.console import Console
 
     console = Console(soft_wrap=True)
@@ -44,7 +45,10 @@ def report(cfg: DictConfig, result: RunResult) -> None:
         from lrexp.tracking.store import redact
 
         uri = redact(str(cfg.logger.tracking_uri))
-        console.print(f"MLflow run {run_id} in experiment '{cfg.logger.experiment_name}' at {uri}")
+        created = " (a new store: this run created it)" if new_store else ""
+        console.print(
+            f"MLflow run {run_id} in experiment '{cfg.logger.experiment_name}' at {uri}{created}"
+        )
         console.print(f"browse: mlflow ui --backend-store-uri {uri} --host 127.0.0.1")
 
 
@@ -77,9 +81,11 @@ def run_task(cfg: DictConfig) -> float | None:
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
     from lrexp.lr_find.cli import train_or_tune
+    from lrexp.tracking.uri import is_new_store
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     quiet_logs()
+    new_store = bool(cfg.logger.get("enabled")) and is_new_store(str(cfg.logger.tracking_uri))
     try:
         result = train_or_tune(cfg)
     except SIGTERMException:
@@ -99,7 +105,7 @@ def run_task(cfg: DictConfig) -> float | None:
             raise
         print(f"lrexp: job failed: {type(err).__name__}: {err}", file=sys.stderr)
         return None
-    report(cfg, result)
+    report(cfg, result, new_store)
     return result.metrics.get(result.objective)
 
 

@@ -213,6 +213,22 @@ def lr_curve(bound: BoundSchedule) -> list[float]:
     return [bound.base_lr * bound.schedule.lr_at(t) for t in bound.positions]
 
 
+def flat_schedule_warning(bound: BoundSchedule, name: str) -> str | None:
+    """A warning when a schedule other than ``constant`` never changes the LR over the run
+    (e.g. ``schedule=step`` with ``step_size`` 5 epochs in a 2-epoch run); None otherwise, and
+    for a metric-driven schedule, whose changes depend on the run's metrics."""
+    if name == "constant" or bound.schedule.metric_driven or not bound.positions:
+        return None
+    curve = lr_curve(bound)
+    if min(curve) != max(curve):
+        return None
+    return (
+        f"schedule={name} keeps the LR at {curve[0]:.6g} for all {len(curve)} optimizer steps "
+        "of this run: its first change lies beyond the run's end (compare its step_size, "
+        "milestones or boundaries with the run's length)"
+    )
+
+
 def momentum_curve(schedule: Schedule, positions: Sequence[int]) -> list[float] | None:
     # momentum cycling is optional in the schedule API: use it only where it exists
     momentum_at = getattr(schedule, "momentum_at", None)

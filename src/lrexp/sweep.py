@@ -24,6 +24,7 @@ class SweepTracker(Callback):
     def __init__(self) -> None:
         self.run: Any = None
         self.sweep_dir: Path | None = None
+        self.new_store = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         HydraConfig.instance().set_config(config)  # lets ${hydra:...} paths resolve here
@@ -32,7 +33,9 @@ class SweepTracker(Callback):
         if str(config.hydra.sweeper.get("_target_", "")).endswith("LrexpOptunaSweeper"):
             return  # a search's parent is its study's, made by the sweeper (lrexp.search.runs)
         from lrexp.tracking.store import TrackedRun
+        from lrexp.tracking.uri import is_new_store
 
+        self.new_store = is_new_store(str(config.logger.tracking_uri))
         self.sweep_dir = Path(config.hydra.sweep.dir)
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         overrides = list(config.hydra.overrides.task)
@@ -57,11 +60,14 @@ class SweepTracker(Callback):
 
             out_dir = self.sweep_dir / "comparison"
             compare(self.run.tracking_uri, parent=self.run.run_id, out_dir=out_dir)  # logs too
+            from lrexp.compare.console import verdict_lines
+
+            print("\n".join(verdict_lines(out_dir / "summary.json")), file=sys.stderr)
             print(f"sweep comparison: {out_dir}", file=sys.stderr)
             print(
                 f"sweep parent run {self.run.run_id}; compare again with: lrexp-compare "
                 f"--tracking-uri {redact(self.run.tracking_uri)} --parent {self.run.run_id} "
-                "--out <dir>",
+                "--out <dir>" + (" (a new store: this sweep created it)" if self.new_store else ""),
                 file=sys.stderr,
             )
         except Exception as err:

@@ -49,7 +49,13 @@ def locate(path: Any, key: str) -> Any:
                 )
             found = getattr(found, attribute)
         return found
-    raise ConfigError(key, f"cannot import {path!r}: {error}")
+    hint = ""
+    if isinstance(error, ModuleNotFoundError) and error.name == parts[0]:
+        hint = (
+            f"; make {parts[0]!r} importable: pip install -e <its project folder>, or "
+            f"PYTHONPATH=<the folder that holds {parts[0]}>"
+        )
+    raise ConfigError(key, f"cannot import {path!r}: {error}{hint}")
 
 
 def target_of(node: Mapping[str, Any], group: str) -> Any:

@@ -32,7 +32,7 @@ from lrexp.callbacks import (
     validate_now,
 )
 from lrexp.data import TensorDataModule
-from lrexp.data.describe import class_name, describe
+from lrexp.data.describe import class_name, describe, has_test_split
 from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
 from lrexp.faults import CheckpointOnInterrupt
@@ -42,8 +42,8 @@ from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.module import LRModule, StepOptions
 from lrexp.optim import scaled_lr
 from lrexp.parts import build_datamodule, build_model, build_task, with_labels
-from lrexp.plan import StepPlan, world_size
-from lrexp.planning import step_plan
+from lrexp.plan import StepPlan, flat_schedule_warning, world_size
+from lrexp.planning import bind, step_plan
 from lrexp.resume import (
     CheckpointInfo,
     RecordedPlan,
@@ -96,14 +96,6 @@ def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str
     else:
         tags[ORDER_UNKNOWN_TAG] = f"{class_name(data)} has no order_digest()"
     return tags
-
-
-def has_test_split(data: pl.LightningDataModule) -> bool:
-    """Whether the data module gives a test loader (the data contract asks only for the
-    training and validation loaders)."""
-    from pytorch_lightning.utilities.model_helpers import is_overridden
-
-    return is_overridden("test_dataloader", data, parent=pl.LightningDataModule)
 
 
 def split_trainer(trainer: DictConfig) -> tuple[dict[str, Any], StepOptions]:
@@ -237,6 +229,9 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     plan = step_plan(cfg)
+    flat = flat_schedule_warning(bind(cfg), str(cfg.schedule.get("name")))
+    if flat and resume is None:
+        print(f"lrexp: warning: {flat}", file=sys.stderr, flush=True)
     pl.seed_everything(int(cfg.seed), verbose=False)
     data = build_datamodule(OmegaConf.to_container(cfg.dataset, resolve=True))  # type: ignore[arg-type]
     info = describe(data, world_size(OmegaConf.to_container(cfg.trainer)), load=True)  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 from lrexp.targets import check_arguments
 from lrexp.tracking.server import check_server_access
-from lrexp.tracking.uri import sqlite_database, sqlite_problem
+from lrexp.tracking.uri import scheme_problem, sqlite_database, sqlite_problem
 
 
 def _positive_int(value: Any, key: str) -> None:
@@ -218,7 +218,11 @@ def check_model_and_optimizer(
 
 
 def check_tracking_uri(uri: str) -> None:
-    """A ``sqlite://`` store must be a database file that can be written (or created)."""
+    """The URI must name a store MLflow 3 writes (not the retired file store), and a
+    ``sqlite://`` store a database file that can be written (or created)."""
+    wrong_scheme = scheme_problem(uri)
+    if wrong_scheme:
+        raise ConfigError("logger.tracking_uri", wrong_scheme)
     try:
         database = sqlite_database(uri)
     except ValueError as err:

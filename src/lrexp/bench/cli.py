@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -15,16 +16,34 @@ from lrexp.bench.startup import measure_startup, startup_lines
 from lrexp.bench.steps import WORKLOADS, device_name, measure
 
 
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=300, help="timed steps per repeat")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--steps", type=count(1), default=300, help="timed steps per repeat")
+    parser.add_argument("--warmup", type=count(0), default=20, help="untimed steps first")
+    parser.add_argument("--repeats", type=count(1), default=5, help="interleaved rounds")
     parser.add_argument("--workloads", nargs="*", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--json", type=Path, help="write one row per workload here")
     parser.add_argument(
-        "--startup-repeats", type=int, default=5, help="runs of each startup probe (medians)"
+        "--startup-repeats",
+        type=count(0),
+        default=5,
+        help="runs of each startup probe (medians); 0 skips the startup measurement",
     )
     parser.add_argument(
         "--startup-baseline",
@@ -40,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
         "trainer.precision=bf16-mixed compile=true",
     )
     args = parser.parse_args(argv)
+    if args.startup_baseline is not None and args.startup_repeats == 0:
+        parser.error("--startup-baseline needs --startup-repeats >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     import logging
@@ -54,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
             total = args.steps + args.warmup
             root = Path(tmp) / name
             rows.append(measure(name, total, args.warmup, args.repeats, root, args.overrides))
-        startup = measure_startup(Path(tmp) / "startup", args.startup_repeats)
-        baseline = None
+        startup = baseline = None
+        if args.startup_repeats:
+            startup = measure_startup(Path(tmp) / "startup", args.startup_repeats)
         if args.startup_baseline is not None:
             checkout = args.startup_baseline.resolve()
             baseline = measure_startup(Path(tmp) / "baseline", args.startup_repeats, checkout)
@@ -110,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
                         "startup_ratio": startup.ratio,
                         "startup_ratio_new_store": startup.ratio_new_store,
                     }
+                    for startup in (startup,)
+                    if startup is not None
                 ],
                 indent=2,
             )

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrexp.compare.common import CompareError
+from lrexp.compare.console import verdict_lines
 from lrexp.compare.core import REPORT_FILES, compare
 from lrexp.compare.outcomes import OUTCOMES
+from lrexp.tracking.uri import DEFAULT_TRACKING_URI
 
 
 def number(positive: bool) -> type[float]:
@@ -36,7 +38,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="lrexp-compare",
         description="Compare MLflow runs: verdicts with paired statistics, figures, reports.",
     )
-    parser.add_argument("--tracking-uri", required=True, help="e.g. sqlite:///mlruns/mlflow.db")
+    parser.add_argument(
+        "--tracking-uri",
+        default=DEFAULT_TRACKING_URI,
+        help=f"the MLflow store (default: {DEFAULT_TRACKING_URI}, where training writes when "
+        "launched from this folder; a server: http://host:port)",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--experiment", metavar="NAME", help="every run of this experiment")
     which.add_argument("--parent", metavar="RUN_ID", help="the child runs of this sweep run")
@@ -119,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CompareError as err:
         print(f"lrexp-compare: error: {err}", file=sys.stderr)
         sys.exit(2)
+    for line in verdict_lines(out / "summary.json"):
+        print(line)
     if args.plan_seeds is not None:
         for line in plan_lines(out / "summary.json"):
             print(line)

@@ -97,6 +97,15 @@ def mean_band(curves: Sequence[Sequence[Point]]) -> tuple[np.ndarray, np.ndarray
     return steps, mean, np.where(n > 1, half, 0.0)
 
 
+def band(key: str, mean: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The band ``mean ± half`` kept inside the metric's range: accuracies in [0, 1]; losses,
+    errors and LRs at or above 0 (a t interval over 2 seeds is wide enough to leave them)."""
+    name = key.rsplit("/", 1)[-1]
+    low = 0.0 if name.startswith(("acc", "loss", "mse", "excess", "lr")) else -np.inf
+    high = 1.0 if name.startswith("acc") else np.inf
+    return np.clip(mean - half, low, high), np.clip(mean + half, low, high)
+
+
 def panels(analysis: Analysis) -> list[tuple[str, list[Config]]]:
     """Configurations by panel (``--group-by`` value, else the optimizer), at most
     :data:`MAX_CURVES` per panel, split into balanced chunks."""
@@ -139,7 +148,7 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
                 steps, mean, half = mean_band(curves)
                 label = f"{config.label} (n={len(curves)})" if ax is axes[0] else None
                 ax.plot(steps, mean, color=color, linestyle=style, linewidth=1.3, label=label)
-                ax.fill_between(steps, mean - half, mean + half, color=color, alpha=0.18)
+                ax.fill_between(steps, *band(key, mean, half), color=color, alpha=0.18)
         for ax, key in zip(axes, columns, strict=True):
             ax.set_title(f"{title}: {key}", fontsize=10)
             ax.set_xlabel("optimizer step")

@@ -237,6 +237,7 @@ def write_json(report: Report, path: Path) -> None:
     data = {
         "title": report.title,
         "metric": a.outcome.name,
+        "metric_label": a.outcome.label,
         "higher_is_better": a.outcome.higher_is_better,
         "target": a.target,
         "baseline": a.baseline,

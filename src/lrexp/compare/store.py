@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrexp.compare.common import CompareError
-from lrexp.tracking.uri import sqlite_database
+from lrexp.tracking.uri import DEFAULT_TRACKING_URI, scheme_problem, sqlite_database
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -29,10 +29,18 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 def open_client(tracking_uri: str) -> MlflowClient:
     """An ``MlflowClient`` for an existing store; never creates or migrates a SQLite file."""
+    wrong_scheme = scheme_problem(tracking_uri)
+    if wrong_scheme:
+        raise CompareError(f"--tracking-uri: {wrong_scheme}")
     database = sqlite_path(tracking_uri)
     if database is not None:
         if not database.is_file():
-            raise CompareError(f"no MLflow database at {database} (from {tracking_uri})")
+            hint = (
+                "; train in this folder first, or pass --tracking-uri"
+                if tracking_uri == DEFAULT_TRACKING_URI
+                else ""
+            )
+            raise CompareError(f"no MLflow database at {database} (from {tracking_uri}){hint}")
         if not has_mlflow_tables(database):
             raise CompareError(f"{database} is not an MLflow tracking database")
     from mlflow.tracking import MlflowClient

@@ -137,3 +137,11 @@ def describe(data: pl.LightningDataModule, world_size: int = 1, load: bool = Fal
             "setup('fit'); lrexp sizes and checks the model with it",
         )
     return DataInfo(tuple(int(s) for s in shape), count, batches, targets)
+
+
+def has_test_split(data: pl.LightningDataModule) -> bool:
+    """Whether the data module gives a test loader (the data contract asks only for the
+    training and validation loaders)."""
+    from pytorch_lightning.utilities.model_helpers import is_overridden
+
+    return is_overridden("test_dataloader", data, parent=pl.LightningDataModule)

@@ -28,10 +28,32 @@ from lrexp.predict.fit import Fit, fit_law, resample_seeds
 from lrexp.predict.laws import LAWS, make_law
 from lrexp.predict.report import curves_figure, summary_lines, write_html, write_json
 from lrexp.predict.runs import LOSS_KEYS, RunCurves, read_runs, train_loss_verdicts
+from lrexp.tracking.uri import DEFAULT_TRACKING_URI
+
+#: the fewest seed resamples a 95 % percentile interval is drawn from: one in each 2.5 % tail
+MIN_RESAMPLES = 40
+
+
+def resample_count(text: str) -> int:
+    """An argparse type: 0 (no intervals) or at least :data:`MIN_RESAMPLES`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value != 0 and value < MIN_RESAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no intervals) or at least {MIN_RESAMPLES}, got {value}: a 95% interval "
+            f"from fewer resamples has almost nothing in its 2.5% tails"
+        )
+    return value
 
 
 def _selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", required=True, help="e.g. sqlite:///mlruns/mlflow.db")
+    parser.add_argument(
+        "--tracking-uri",
+        default=DEFAULT_TRACKING_URI,
+        help=f"the MLflow store (default: {DEFAULT_TRACKING_URI})",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--experiment", metavar="NAME")
     which.add_argument("--parent", metavar="RUN_ID", help="the child runs of this sweep run")
@@ -57,11 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     fit = sub.add_parser("fit", help="fit each law to runs; parameter intervals over seeds")
     _selection(fit)
-    fit.add_argument("--resamples", type=int, default=50, help="seed resamples for intervals")
+    fit.add_argument(
+        "--resamples",
+        type=resample_count,
+        default=50,
+        help=f"seed resamples for 95%% intervals: 0 (none) or at least {MIN_RESAMPLES}",
+    )
     check = sub.add_parser("check", help="leave one schedule out: predicted vs measured")
     _selection(check)
     check.add_argument("--baseline", required=True, help="the schedule gaps are measured to")
-    check.add_argument("--resamples", type=int, default=0, help="seed resamples per fold")
+    check.add_argument(
+        "--resamples",
+        type=resample_count,
+        default=0,
+        help=f"seed resamples per fold: 0 (none) or at least {MIN_RESAMPLES}",
+    )
     predict = sub.add_parser("predict", help="predicted curves of configurations (overrides)")
     predict.add_argument("--fit", type=Path, required=True, help="fit.json of `fit`")
     predict.add_argument("overrides", nargs="*", metavar="OVERRIDE")

@@ -92,14 +92,27 @@ def read_fits(path: Path) -> dict[str, Fit]:
 
 
 def fit_lines(fits: dict[str, Fit]) -> list[str]:
+    """One line per law: each parameter with its 95 % interval over seed resamples, and a
+    note for every parameter whose estimate falls outside its own interval."""
     lines = []
     for name, fit in fits.items():
         interval = fit.interval()
-        cells = [
-            f"{k}={v:.4g}" + (f" [{interval[k][0]:.4g}, {interval[k][1]:.4g}]" if interval else "")
-            for k, v in fit.params.items()
-        ]
+        cells, outside = [], []
+        for k, v in fit.params.items():
+            cell = f"{k}={v:.4g}"
+            if interval:
+                low, high = interval[k]
+                cell += f" [{low:.4g}, {high:.4g}]"
+                if not low <= v <= high:
+                    outside.append(k)
+            cells.append(cell)
         lines.append(f"{name} ({fit.points} points, {fit.curves} runs): " + ", ".join(cells))
+        if outside:
+            lines.append(
+                f"  {', '.join(outside)} outside its interval: the fit on all seeds lands "
+                "where almost no seed resample's fit does, so these runs pin it down poorly "
+                "(more seeds or schedules would)"
+            )
     return lines
 
 

@@ -22,6 +22,41 @@ def redact(uri: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
 
 
+#: the store a bare path most likely meant, and what the docs and the training default use
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+
+
+def scheme_problem(tracking_uri: str) -> str | None:
+    """Why ``tracking_uri`` names no store MLflow 3 can use, with the fix, or None.
+
+    A URI without a scheme (``mlruns/mlflow.db``) or with ``file:`` would be MLflow's retired
+    file store, which fails only after the first step ("filesystem tracking backend is in
+    maintenance mode"); a SQLite file is written ``sqlite:///path`` (``sqlite:////abs/path``).
+    """
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", tracking_uri)
+    if scheme is not None and scheme.group(1).lower() != "file":
+        return None
+    path = tracking_uri.removeprefix("file://") if scheme else tracking_uri
+    path = path or "mlruns"
+    database = path if path.endswith((".db", ".sqlite", ".sqlite3")) else f"{path}/mlflow.db"
+    database = database.removeprefix("./")
+    what = "names MLflow's" if scheme else "has no scheme, so MLflow 3 would take it for its"
+    return (
+        f"{tracking_uri!r} {what} retired file store; for a SQLite store write "
+        f"sqlite:///{database} (a server: http://host:port)"
+    )
+
+
+def is_new_store(tracking_uri: str) -> bool:
+    """True for a ``sqlite://`` URI whose database file does not exist yet (opening it will
+    create an empty store)."""
+    try:
+        database = sqlite_database(tracking_uri)
+    except ValueError:
+        return False
+    return database is not None and not database.exists()
+
+
 def sqlite_database(tracking_uri: str) -> Path | None:
     """The database file of a ``sqlite://`` URI (None for other schemes); ValueError for an
     in-memory or empty database part."""
