@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT, experiment_id, run_cli
+from lrexp.compare import compare
 from lrexp.errors import ConfigError
 from lrexp.train import train
 
@@ -370,19 +371,22 @@ def test_a_dataloader_module_is_planned_per_process_under_ddp(
 
 
 def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
-    make_cfg: Callable[..., DictConfig], tracking_uri: str, capsys: pytest.CaptureFixture[str]
+    make_cfg: Callable[..., DictConfig],
+    tracking_uri: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     """The data contract asks for training and validation loaders only: without
     ``test_dataloader()`` the run says so before training, skips the test phase and ends
     FINISHED with its validation metrics (before: a traceback after training, run FAILED)."""
-    cfg = make_cfg(
+    overrides = [
         f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]",
         "dataset=train_val_only",
         "trainer.max_epochs=2",
         f"logger.tracking_uri={tracking_uri}",
         *QUIET,
-    )
-    result = train(cfg)
+    ]
+    result = train(make_cfg(*overrides))
     note = (
         "lrexp: note: TrainValDataModule has no test_dataloader(), so the run ends after "
         "training and its last validation (no test/* metrics)"
@@ -395,3 +399,9 @@ def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
     assert run.info.status == "FINISHED"
     assert run.data.metrics["val/acc"] == pytest.approx(result.metrics["val/acc"])
     assert not any(key.startswith("test/") for key in run.data.metrics)
+    # compared, such runs are judged on their best val/acc (there is no test/acc to default to)
+    train(make_cfg(*overrides, "schedule=constant"))
+    out = compare(tracking_uri, experiment="lrexp", out_dir=tmp_path / "cmp")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metric"] == "best_val_acc" and len(summary["configurations"]) == 2
+    assert all(c["verdict"] != "no value" for c in summary["configurations"])
