@@ -38,3 +38,18 @@ class PlainDataModule(TrainValDataModule):
 
     def test_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return DataLoader(self.data["test"], batch_size=200)
+
+
+def warmup_then_linear(
+    optimizer: torch.optim.Optimizer, num_warmup_steps: int, num_training_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A factory that takes the optimizer first, shaped like ``transformers``'
+    ``get_linear_schedule_with_warmup``: linear warmup from 0, then linear decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < num_warmup_steps:
+            return step / max(1, num_warmup_steps)
+        left = num_training_steps - step
+        return max(0.0, left / max(1, num_training_steps - num_warmup_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

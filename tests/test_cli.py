@@ -91,7 +91,8 @@ def test_exponential_adam_from_the_readme(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_every_family_from_the_cli_matches_its_closed_form(tmp_path: Path) -> None:
     families = sorted(p.stem for p in (CONF / "schedule").glob("*.yaml"))
-    assert set(families) == set(REGISTRY)
+    # every family, and `torch` (a torch.optim.lr_scheduler class, tabulated)
+    assert set(families) == {*REGISTRY, "torch"}
     result = run_cli(
         [
             "-m",

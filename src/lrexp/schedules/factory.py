@@ -17,6 +17,12 @@ from typing import Any
 from lrexp.errors import ConfigError
 from lrexp.schedules.base import REGISTRY, Schedule, require, require_step_count
 from lrexp.schedules.custom import as_schedule, check_contract
+from lrexp.schedules.torch_schedulers import (
+    DURATION_ARGUMENTS,
+    fill_lengths,
+    takes_optimizer,
+    torch_schedule,
+)
 from lrexp.schedules.warmup import Warmup, check_warmup
 from lrexp.targets import accepted, arguments_of, target_of
 
@@ -126,7 +132,8 @@ def build_schedule(
         require_step_count(per_unit, "unit")
 
     params = arguments_of(cfg, COMMON_KEYS)
-    allowed = family_params(cls)
+    from_torch = custom and takes_optimizer(cls, bool(cfg.get("_partial_")))
+    allowed = family_params(cls) + (["monitor"] if from_torch else [])
     takes_any = not dataclasses.is_dataclass(cls) and accepted(cls)[1]  # **kwargs
     for key in params:
         if key not in allowed and not takes_any:
@@ -136,7 +143,7 @@ def build_schedule(
             )
     converted: list[str] = []
     if unit == "epoch":
-        for key in getattr(cls, "durations", ()):
+        for key in DURATION_ARGUMENTS if from_torch else getattr(cls, "durations", ()):
             if params.get(key) is not None:
                 params[key] = _to_steps(params[key], per_unit)
                 converted.append(key)
@@ -160,11 +167,16 @@ def build_schedule(
         )
         if "total" in allowed and params.get("total") is None:
             params["total"] = total_steps - warmup
-    if "base_lr" in allowed_with_internal(cls):
+    if "base_lr" in allowed_with_internal(cls) and not from_torch:
         params["base_lr"] = base_lr
 
     try:
-        built = cls(**params)
+        if from_torch:
+            updates = NOMINAL_STEPS_PER_EPOCH if total_steps is None else total_steps - warmup
+            fill_lengths(cls, params, updates)
+            built = torch_schedule(cls, params, base_lr, updates, cls.__qualname__)
+        else:
+            built = cls(**params)
     except TypeError as err:
         raise ConfigError(f"schedule.{name}", str(err)) from None
     except ConfigError as err:
