@@ -15,14 +15,15 @@ class TrainValDataModule(pl.LightningDataModule):
 
     def __init__(self, size: int = 400, batch_size: int = 32, classes: int = 2) -> None:
         super().__init__()
-        self.size, self.batch_size, self.num_classes = size, batch_size, classes
+        self.size, self.batch_size, self.classes = size, batch_size, classes
+        self.num_classes = classes
         self.input_shape = (4,)
         self.data: dict[str, TensorDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         generator = torch.Generator().manual_seed(0)
         for split in ("train", "val", "test"):
-            y = torch.randint(0, self.num_classes, (self.size,), generator=generator)
+            y = torch.randint(0, self.classes, (self.size,), generator=generator)
             x = torch.randn(self.size, 4, generator=generator) + y[:, None].float()
             self.data[split] = TensorDataset(x, y)
 
@@ -38,6 +39,14 @@ class PlainDataModule(TrainValDataModule):
 
     def test_dataloader(self) -> DataLoader[tuple[Tensor, ...]]:
         return DataLoader(self.data["test"], batch_size=200)
+
+
+class UncountedDataModule(PlainDataModule):
+    """:class:`PlainDataModule` that does not say how many classes it has."""
+
+    def __init__(self, size: int = 400, batch_size: int = 32, classes: int = 2) -> None:
+        super().__init__(size, batch_size, classes)
+        del self.num_classes
 
 
 def warmup_then_linear(

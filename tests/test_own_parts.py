@@ -405,3 +405,31 @@ def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metric"] == "best_val_acc" and len(summary["configurations"]) == 2
     assert all(c["verdict"] != "no value" for c in summary["configurations"])
+
+
+def test_a_data_module_without_num_classes_takes_the_models_output(
+    make_cfg: Callable[..., DictConfig], tracking_uri: str
+) -> None:
+    """A LightningDataModule without ``num_classes`` (before: refused, "has neither
+    num_classes nor num_outputs"): the model's output width is the number of classes, the
+    run records that it came from the model, and labels that do not fit are refused."""
+    uncounted = [
+        f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]",
+        "dataset=uncounted",
+        "trainer.max_epochs=1",
+        f"logger.tracking_uri={tracking_uri}",
+        *QUIET,
+    ]
+    result = train(make_cfg(*uncounted, "+model.num_classes=2"))
+    assert 0.5 < result.metrics["test/acc"] <= 1
+    run = only_run(MlflowClient(tracking_uri))
+    assert run.data.tags["num_outputs_from"] == "model"
+    with pytest.raises(ConfigError) as caught:  # labels 0..2, but 2 outputs
+        train(make_cfg(*uncounted, "+model.num_classes=2", "dataset.classes=3"))
+    assert str(caught.value).startswith(
+        "dataset: has no num_classes, and the model's 2 outputs do not fit the labels of its "
+        "first training batch (torch.int64, 0..2)"
+    )
+    with pytest.raises(ConfigError) as caught:  # the model has no size to be given
+        train(make_cfg(*uncounted))
+    assert str(caught.value).startswith("model.num_classes: ")

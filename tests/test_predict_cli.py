@@ -120,6 +120,13 @@ def test_fit_then_predict(
     assert "schedule=wsd [tissue]" in header and (out / "predict.png").stat().st_size > 0
 
 
+def test_the_default_baseline_is_cosine_else_the_first_schedule() -> None:
+    from lrexp.predict.cli import default_baseline
+
+    assert default_baseline(["wsd", "cosine", "constant"]) == "cosine"
+    assert default_baseline(["wsd", "linear", "constant"]) == "constant"
+
+
 def test_too_few_resamples_are_refused_in_one_line(
     sweep: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -168,10 +175,14 @@ def test_check_reports_small_held_out_errors(
     uri, parent = sweep
     out = tmp_path / "check"
     status = main(
-        ["check", "--tracking-uri", uri, "--parent", parent, "--baseline", "cosine",
-         "--laws", "mpl", "--out", str(out)]
-    )  # fmt: skip
-    assert status == 0, capsys.readouterr().err
+        ["check", "--tracking-uri", uri, "--parent", parent, "--laws", "mpl", "--out", str(out)]
+    )  # without --baseline: cosine, which these runs have, and it says so
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert (
+        "lrexp-predict: baseline cosine (of constant, cosine, two_stage, wsd; --baseline picks "
+        "another)" in err.splitlines()
+    )
     data = json.loads((out / "check.json").read_text())
     (law,) = data["laws"]
     held = {h["label"]: h for h in law["held_out"]}

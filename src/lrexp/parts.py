@@ -20,6 +20,7 @@ lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
@@ -154,6 +155,38 @@ def build_model(node: Mapping[str, Any], info: DataInfo) -> nn.Module:
     return model
 
 
+def with_model_outputs(model: nn.Module, info: DataInfo, data: Any = None) -> DataInfo:
+    """``info`` with the number of classes when the data module gives none: the model's
+    output width on two zero examples, checked against the labels of the first training
+    batch (when ``data`` is given); ``info`` itself when the data module gave it."""
+    if info.num_outputs is not None:
+        return info
+    output = output_on_zeros(model, info, "model")
+    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[1] < 2:
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ConfigError(
+            "dataset",
+            f"has neither num_classes nor num_outputs, and the model's outputs of shape {shape} "
+            "for 2 examples give no number of classes (expected (2, classes)); give the data "
+            "module a num_classes attribute",
+        )
+    classes = int(output.shape[1])
+    loader = getattr(data, "_lrexp_train_loader", None)
+    if loader is not None:
+        first = next(iter(loader))
+        labels = first[1] if isinstance(first, list | tuple) and len(first) > 1 else None
+        if isinstance(labels, torch.Tensor) and labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if labels.is_floating_point() or low < 0 or high >= classes:
+                raise ConfigError(
+                    "dataset",
+                    f"has no num_classes, and the model's {classes} outputs do not fit the labels "
+                    f"of its first training batch ({labels.dtype}, {low}..{high}): give the data "
+                    "module a num_classes attribute",
+                )
+    return dataclasses.replace(info, num_outputs=classes, outputs_from="model")
+
+
 def build_task(node: Mapping[str, Any], info: DataInfo, data_label: str) -> Task:
     """The task ``node`` names, offered the data's output count; it must accept the kind of
     targets the data has."""
@@ -164,15 +197,14 @@ def build_task(node: Mapping[str, Any], info: DataInfo, data_label: str) -> Task
     return task
 
 
-def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
-    """Run ``model`` on two zero examples of the data's shape: ``num_outputs`` outputs each
-    (one per class)."""
-    example = torch.zeros((2, *info.input_shape))
+def output_on_zeros(model: nn.Module, info: DataInfo, group: str) -> Any:
+    """``model``'s output on two zero examples of the data's shape (in eval mode, no grad);
+    a ConfigError naming ``group`` when it fails."""
     training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            output = model(example)
+            return model(torch.zeros((2, *info.input_shape)))
     except Exception as err:
         message = " ".join(str(err).split()) or type(err).__name__
         raise ConfigError(
@@ -180,6 +212,12 @@ def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -
         ) from None
     finally:
         model.train(training)
+
+
+def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
+    """Run ``model`` on two zero examples of the data's shape: ``num_outputs`` outputs each
+    (one per class)."""
+    output = output_on_zeros(model, info, group)
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_outputs):
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         what = "classes" if info.targets == "classes" else "target values per example"

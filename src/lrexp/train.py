@@ -41,7 +41,7 @@ from lrexp.lifecycle import OnOpen, RunLifecycle
 from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.module import LRModule, StepOptions
 from lrexp.optim import scaled_lr
-from lrexp.parts import build_datamodule, build_model, build_task, with_labels
+from lrexp.parts import build_datamodule, build_model, build_task, with_labels, with_model_outputs
 from lrexp.plan import StepPlan, flat_schedule_warning, world_size
 from lrexp.planning import bind, step_plan
 from lrexp.resume import (
@@ -246,6 +246,7 @@ def train(
             flush=True,
         )
     net = build_model(OmegaConf.to_container(cfg.model, resolve=True), info)  # type: ignore[arg-type]
+    info = with_model_outputs(net, info, data)
     # arms that share a seed must share these; lrexp-compare checks before pairing them
     pairing = pairing_tags(net, data)
     if cfg.get("compile"):
@@ -270,7 +271,7 @@ def train(
         defer=world_size(cfg.trainer) == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
-    lifecycle.tags.update({**pairing, **task.tags()})
+    lifecycle.tags.update({**pairing, **task.tags(), "num_outputs_from": info.outputs_from})
     if resumed.extended_from is not None:
         lifecycle.tags["extended_from"] = str(resumed.extended_from)
     kept: list[int] = []

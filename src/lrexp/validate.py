@@ -41,6 +41,7 @@ from lrexp.parts import (
     check_model_output,
     data_info,
     label,
+    with_model_outputs,
 )
 from lrexp.plan import check_devices, world_size
 from lrexp.planning import planned_steps
@@ -126,9 +127,10 @@ def validate(cfg: DictConfig) -> None:
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     trainer = container["trainer"]
-    info = data_info(dataset, world_size(trainer))
+    info = check_model_and_optimizer(
+        data_info(dataset, world_size(trainer)), model, {**optimizer, "lr": lr}
+    )
     build_task(container["task"], info, label(dataset, "dataset"))
-    check_model_and_optimizer(info, model, {**optimizer, "lr": lr})
     _positive_int(trainer.get("accumulate_grad_batches"), "trainer.accumulate_grad_batches")
     max_steps = trainer.get("max_steps")
     if not isinstance(max_steps, int) or (max_steps < 1 and max_steps != -1):
@@ -209,12 +211,15 @@ def check_finite(node: Any, key: str = "") -> None:
 
 def check_model_and_optimizer(
     info: DataInfo, model: dict[str, Any], optimizer: dict[str, Any]
-) -> None:
+) -> DataInfo:
     """Build the model on the data's shape, check it gives one output per class, and build
-    the optimizer on its parameters."""
+    the optimizer on its parameters; the data's info, with the model's number of classes
+    where the data module gives none."""
     net = build_model(model, info)
+    info = with_model_outputs(net, info)
     check_model_output(net, info)
     build_optimizer(net, optimizer)
+    return info
 
 
 def check_tracking_uri(uri: str) -> None:

@@ -6,8 +6,10 @@ The contract a ``LightningDataModule`` fulfils to train under lrexp (``dataset._
   batches of ``(inputs, targets)``;
 * ``input_shape`` and ``num_classes`` (class-index targets) or ``num_outputs`` (real-valued
   targets, shaped ``(N, num_outputs)``) attributes after ``setup("fit")``: the model is sized
-  and checked with them (without ``input_shape`` the first training batch gives it), and the
-  task checks the kind of targets (:mod:`lrexp.tasks`);
+  and checked with them (without ``input_shape`` the first training batch gives it; without
+  either count the targets are class indices and the model's own output decides how many
+  classes there are, :func:`lrexp.parts.with_model_outputs`), and the task checks the kind of
+  targets (:mod:`lrexp.tasks`);
 * optional ``planned_shape()`` and ``planned_train_batches()``: the same without loading any
   data (lrexp's :class:`~lrexp.data.TensorDataModule` has both, so a bad config costs nothing);
 * optional ``order_digest()``: a digest of the first epoch's sample order, which proves that
@@ -33,18 +35,19 @@ class DataInfo:
     """A data module as the planner and the model builder see it."""
 
     input_shape: tuple[int, ...]  #: one example, without the batch dimension
-    num_outputs: int  #: classes, or real-valued outputs per example
+    #: classes, or real-valued outputs per example; None: the data module does not say, and
+    #: the model's output decides (``outputs_from`` then becomes ``model``)
+    num_outputs: int | None
     train_batches: int  #: training batches per epoch on one process of the run
     targets: str = "classes"  #: ``classes`` (class indices) or ``values`` (real values)
+    outputs_from: str = "data"  #: who gave ``num_outputs``: the data module or the model
 
     @property
     def offered(self) -> dict[str, Any]:
-        """What lrexp offers a model constructor by keyword (:mod:`lrexp.parts`)."""
-        return {
-            "input_shape": self.input_shape,
-            "num_classes": self.num_outputs,
-            "num_outputs": self.num_outputs,
-        }
+        """What lrexp offers a model constructor by keyword (:mod:`lrexp.parts`): the output
+        count only when it is known."""
+        counts = {"num_classes": self.num_outputs, "num_outputs": self.num_outputs}
+        return {"input_shape": self.input_shape, **(counts if self.num_outputs else {})}
 
 
 def class_name(data: object) -> str:
@@ -130,11 +133,12 @@ def describe(data: pl.LightningDataModule, world_size: int = 1, load: bool = Fal
         shape = tuple(inputs.shape[1:])
     classes, outputs = getattr(data, "num_classes", None), getattr(data, "num_outputs", None)
     count, targets = (classes, "classes") if classes is not None else (outputs, "values")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if classes is None and outputs is None:
+        count, targets = None, "classes"  # the model's output will say how many
+    elif isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        name = "num_classes" if classes is not None else "num_outputs"
         raise ConfigError(
-            "dataset",
-            f"{class_name(data)} has neither num_classes nor num_outputs (an int >= 1) after "
-            "setup('fit'); lrexp sizes and checks the model with it",
+            "dataset", f"{class_name(data)}.{name} must be an int >= 1, got {count!r}"
         )
     return DataInfo(tuple(int(s) for s in shape), count, batches, targets)
 

@@ -180,7 +180,7 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
 
     from lrexp.data import describe
     from lrexp.module import StepOptions
-    from lrexp.parts import build_datamodule, build_model, build_task
+    from lrexp.parts import build_datamodule, build_model, build_task, with_model_outputs
     from lrexp.plan import world_size
     from lrexp.validate import validate
 
@@ -193,6 +193,7 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     data = build_datamodule(cfg.dataset)
     info = describe(data, world_size(cfg.trainer), load=True)
     net = build_model(cfg.model, info)
+    info = with_model_outputs(net, info, data)
     optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
     optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
     # accumulation and clipping: the Trainer's own, in automatic optimization

@@ -87,7 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check", help="leave one schedule out: predicted vs measured")
     _selection(check)
-    check.add_argument("--baseline", required=True, help="the schedule gaps are measured to")
+    check.add_argument(
+        "--baseline",
+        help="the schedule gaps are measured to (default: cosine when the runs have it, else "
+        "the first schedule in name order)",
+    )
     check.add_argument(
         "--resamples",
         type=resample_count,
@@ -152,8 +156,22 @@ def run_fit(args: argparse.Namespace) -> list[str]:
     return [*lines, f"wrote {path}"]
 
 
+def default_baseline(labels: Sequence[str]) -> str:
+    """The schedule a check measures gaps to when ``--baseline`` is not given: ``cosine``
+    (the field's reference) when the runs have it, else the first label in name order."""
+    return "cosine" if "cosine" in labels else sorted(labels)[0]
+
+
 def run_check(args: argparse.Namespace) -> list[str]:
     runs = _read(args)
+    if args.baseline is None:
+        labels = sorted({c.label for c in runs.curves})
+        args.baseline = default_baseline(labels)
+        print(
+            f"lrexp-predict: baseline {args.baseline} (of {', '.join(labels)}; --baseline picks "
+            "another)",
+            file=sys.stderr,
+        )
     loss = _loss_name(args)
     warnings = trust_warnings(runs.curves, runs.val_loss, loss)
     verdicts = train_loss_verdicts(runs, args.baseline)
