@@ -69,6 +69,7 @@ def test_window_means_reach_the_store(
     data.setup("fit")
     plan = step_plan(cfg)
     info = data_info(cfg.dataset)
+    assert info.num_outputs is not None  # digits says its classes
     task = Classification(info.num_outputs)
     module = lightning_module(cfg, build_model(cfg.model, info), task, plan)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
