@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tracking-server tests need: Debian's PostgreSQL (initdb, pg_ctl, postgres).
 # Idempotent: safe to run before every `make test`. The tests start their own throw-away
-# cluster (tests/conftest.py, lrexp.localserver); the package's default cluster is not used.
+# cluster (tests/conftest.py, lrexp.tracking.localserver); the package's default cluster is not used.
 set -euo pipefail
 
 if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

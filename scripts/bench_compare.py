@@ -1,6 +1,6 @@
 """Benchmark lrexp-compare's history readers: ``python scripts/bench_compare.py [--runs N]``."""
 
-from lrexp.bench_compare import main
+from lrexp.bench.compare import main
 
 if __name__ == "__main__":
     main()

@@ -20,8 +20,8 @@ import torch
 
 from lrexp import callbacks
 from lrexp.bench import steps as bench
+from lrexp.config.parts import build_datamodule
 from lrexp.data import TensorDataModule
-from lrexp.parts import build_datamodule
 from lrexp.tracking.store import TrackedRun
 
 

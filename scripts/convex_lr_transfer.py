@@ -22,7 +22,7 @@ from collections import defaultdict
 import numpy as np
 
 from lrexp.compare.store import open_client, select_runs
-from lrexp.planning import planned_curve
+from lrexp.config.planning import planned_curve
 from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import transfer_lr
 

@@ -17,9 +17,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from lrexp.localserver import MlflowServer, Postgres, postgres_bin
-from lrexp.schemas import register
+from lrexp.config.schemas import register
 from lrexp.tracking.history_file import HISTORY_FILE, TOKEN_TAG, read_history_file
+from lrexp.tracking.localserver import MlflowServer, Postgres, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -10,8 +10,8 @@ import pytest
 
 from lrexp.bench import cli as bench_cli
 from lrexp.bench import steps as bench
+from lrexp.config.parts import build_datamodule
 from lrexp.data import TensorDataModule
-from lrexp.parts import build_datamodule
 from lrexp.tracking.store import TrackedRun
 
 

@@ -454,8 +454,8 @@ def test_importing_lrexp_compare_is_light() -> None:
 
 
 def test_bench_compare_times_every_reader_in_one_run(capsys: pytest.CaptureFixture[str]) -> None:
-    from lrexp.bench_compare import main as bench_main
-    from lrexp.localserver import postgres_bin
+    from lrexp.bench.compare import main as bench_main
+    from lrexp.tracking.localserver import postgres_bin
 
     bench_main(["--runs", "3", "--steps", "120", "--val-every", "40", "--server-workers", "1"])
     out = capsys.readouterr().out

@@ -10,10 +10,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, run_cli
+from lrexp.config.validate import validate
 from lrexp.errors import ConfigError
 from lrexp.optim import schedule_free_class
 from lrexp.targets import locate
-from lrexp.validate import validate
 
 GROUPS = (
     "task",

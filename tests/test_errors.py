@@ -18,12 +18,12 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import CONF, experiment_id, run_cli
+from lrexp.config.preflight import check_overrides
+from lrexp.config.validate import check_devices
 from lrexp.errors import ConfigError
-from lrexp.preflight import check_overrides
-from lrexp.resume import read_checkpoint
+from lrexp.run.resume import read_checkpoint
+from lrexp.run.train import train
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
-from lrexp.train import train
-from lrexp.validate import check_devices
 
 BAD_OVERRIDES = [
     (["schedule=nosuch"], "schedule: no option 'nosuch'"),

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from omegaconf import DictConfig
 
+from lrexp.config.planning import bind
 from lrexp.plan import flat_schedule_warning
-from lrexp.planning import bind
-from lrexp.train import train
+from lrexp.run.train import train
 
 FLAT = (
     "schedule=step keeps the LR at 0.1 for all 80 optimizer steps of this run: its first change "

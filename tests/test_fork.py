@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from conftest import CONF, run_cli, tmp_overrides
 from lrexp.errors import ConfigError
-from lrexp.train import RunResult, train
+from lrexp.run.train import RunResult, train
 
 WARMUP = 10
 DETERMINISTIC = ["trainer.deterministic=true", "schedule.warmup.steps=10"]

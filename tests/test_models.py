@@ -10,11 +10,11 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from lrexp.config.parts import build_model
 from lrexp.data import DataInfo
 from lrexp.errors import ConfigError
 from lrexp.models import LSTM
-from lrexp.parts import build_model
-from lrexp.train import train
+from lrexp.run.train import train
 
 MODELS = ("cnn", "lstm", "mlp")  # conf/model/*.yaml
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from conftest import run_cli, tmp_overrides
 from lrexp.errors import ConfigError, DataUnavailableError
-from lrexp.train import train
+from lrexp.run.train import train
 
 
 def run_count(database: Path) -> int:

@@ -14,7 +14,7 @@ from torch.nn.utils import parameters_to_vector
 
 from lrexp.errors import ConfigError
 from lrexp.optim import build_optimizer, scaled_lr
-from lrexp.train import train
+from lrexp.run.train import train
 
 
 def test_weight_decay_spares_biases_and_norm_weights() -> None:

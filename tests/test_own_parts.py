@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from conftest import ROOT, experiment_id, run_cli
 from lrexp.compare import compare
 from lrexp.errors import ConfigError
-from lrexp.train import train
+from lrexp.run.train import train
 
 EXAMPLE = ROOT / "examples" / "lrexp-example"
 SEARCH = "hydra.searchpath=[pkg://lrexp_example.conf]"
@@ -352,7 +352,7 @@ def test_a_dataloader_module_is_planned_per_process_under_ddp(
 ) -> None:
     """2010 training points in batches of 50: 41 batches on one process, and on each of two
     processes Lightning's DistributedSampler share, ceil(ceil(2010 / 2) / 50) = 21."""
-    from lrexp.planning import planned_steps
+    from lrexp.config.planning import planned_steps
 
     rings = [*PARTS, "dataset.train_size=2010", "trainer.max_epochs=2"]
     assert planned_steps(make_cfg(*rings)) == (82, 41)

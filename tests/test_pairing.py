@@ -13,11 +13,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT
+from lrexp.config.parts import build_model
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.digests import weights_digest
-from lrexp.parts import build_model
+from lrexp.run.train import train
 from lrexp.tags import ORDER_UNKNOWN_TAG
-from lrexp.train import train
 
 ARMS = {
     "sgd-cosine": ["optimizer=sgd", "schedule=cosine"],

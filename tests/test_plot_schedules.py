@@ -13,9 +13,9 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, ROOT
+from lrexp.config.planning import planned_curve, planned_momentum, planned_steps, step_plan
 from lrexp.errors import ConfigError
 from lrexp.plan import StepPlan, scheduler_positions
-from lrexp.planning import planned_curve, planned_momentum, planned_steps, step_plan
 from lrexp.plot_schedules import main
 from lrexp.plot_schedules.curves import plan_overrides
 from lrexp.plot_schedules.figures import figure_for
@@ -40,15 +40,15 @@ def assert_png(path: Path) -> None:
 
 
 def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[float | None]]:
-    """Fit ``cfg``'s data, model, Classifier and ``trainer`` settings the way ``lrexp.train``
+    """Fit ``cfg``'s data, model, Classifier and ``trainer`` settings the way ``lrexp.run.train``
     does (no MLflow, no checkpoints); return the number of optimizer steps the module planned
     for and the LR / momentum that every optimizer update used."""
     import pytorch_lightning as pl
     from torch.optim import Optimizer
 
+    from lrexp.config.parts import build_datamodule, build_model, build_task
     from lrexp.data import describe
-    from lrexp.parts import build_datamodule, build_model, build_task
-    from lrexp.train import lightning_module, split_trainer
+    from lrexp.run.train import lightning_module, split_trainer
 
     class Record(pl.Callback):
         def __init__(self) -> None:

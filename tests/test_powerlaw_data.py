@@ -9,8 +9,8 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from lrexp.config.planning import planned_steps
 from lrexp.data.powerlaw import PowerLawRegression
-from lrexp.planning import planned_steps
 
 
 def test_the_design_has_its_spectrum_and_the_population_loss_is_exact() -> None:

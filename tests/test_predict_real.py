@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 
 from lrexp.predict.cli import main
-from lrexp.train import train
+from lrexp.run.train import train
 
 STUDY = ["experiment=powerlaw_study", "hydra.mode=RUN", "dataset.steps=300"]
 STUDY += ["trainer.val_check_interval=30", "logger.system_metrics=false"]

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT, experiment_id, history_file_of
-from lrexp.train import train
+from lrexp.run.train import train
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
 

@@ -10,10 +10,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from lrexp.config.planning import planned_curve
 from lrexp.errors import ConfigError
-from lrexp.planning import planned_curve
-from lrexp.resume import plan_resume, record_plan
-from lrexp.train import train
+from lrexp.run.resume import plan_resume, record_plan
+from lrexp.run.train import train
 
 CASES = [
     # (schedule overrides, first length, second length, refused)

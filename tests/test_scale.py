@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import experiment_id, run_cli
-from lrexp.planning import planned_steps
+from lrexp.config.planning import planned_steps
 
 STEPS_PER_EPOCH = 40  # digits: ceil(1257 / 32) global batches
 

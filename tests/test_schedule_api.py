@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrexp.errors import ConfigError
+from lrexp.run.train import train
 from lrexp.schedules import make_schedule, make_scheduler
-from lrexp.train import train
 
 
 def plain_loop_lrs(steps: int, lr: float, family: str, **kwargs: Any) -> list[float]:

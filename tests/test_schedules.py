@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from pytorch_lightning.loggers.logger import Logger
 from torch.optim import lr_scheduler as torch_sched
 
-from lrexp.callbacks import LRTrace
 from lrexp.errors import ConfigError
+from lrexp.run.callbacks import LRTrace
 from lrexp.schedules import REGISTRY, Schedule, Warmup, build_schedule
 from lrexp.schedules.closed_form import OneCycle
 from lrexp.schedules.lr_scheduler import ScheduledLR, momentum_key

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from conftest import CONF, run_cli
 from lrexp import search
-from lrexp.validate import validate
+from lrexp.config.validate import validate
 
 SEARCH_CONF = CONF / "hparams_search" / "optuna_lr.yaml"
 FAMILIES = sorted(p.stem for p in (CONF / "schedule").glob("*.yaml"))

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from conftest import DATABASES, ROOT, experiment_id
-from lrexp.localserver import Postgres
+from lrexp.tracking.localserver import Postgres
 
 SECRET = "pw-secret-4711"
 STUDY = "cluster"

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import DATABASES, ROOT, run_cli
-from lrexp.localserver import Postgres
+from lrexp.tracking.localserver import Postgres
 
 STUDY = "outage"
 AWAY_SECONDS = 20

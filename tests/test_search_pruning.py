@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 from conftest import CONF, DATABASES, experiment_id, run_cli
 from lrexp import search
 from lrexp.errors import ConfigError
-from lrexp.localserver import Postgres
 from lrexp.search.pruning import check_space, guard_step, read_settings, shape_keys
+from lrexp.tracking.localserver import Postgres
 
 STUDY = "pruned"
 #: 40 optimizer steps per epoch (1257 digits, batch 32), validated at each epoch's end

@@ -17,9 +17,9 @@ from mlflow.tracking import MlflowClient
 from lrexp.compare import bulk_http, compare
 from lrexp.compare.bulk_http import Voucher
 from lrexp.compare.histories import client_histories, http_histories, postgres_histories
-from lrexp.localserver import MlflowServer
 from lrexp.tracking.artifacts import log_history_file, stored_histories
 from lrexp.tracking.history_file import TOKEN_TAG
+from lrexp.tracking.localserver import MlflowServer
 from lrexp.tracking.store import TrackedRun
 
 LR_STEPS = 3000

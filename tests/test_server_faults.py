@@ -22,9 +22,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import history_file_of
-from lrexp.localserver import MlflowServer
+from lrexp.run.train import train
+from lrexp.tracking.localserver import MlflowServer
 from lrexp.tracking.spill import SpillFile
-from lrexp.train import train
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
 KEYS = ("lr", "train/loss", "val/acc", "val/loss", "test/acc")
@@ -148,7 +148,7 @@ def test_server_away_20s_mid_run_loses_nothing(
 
 def sync(output_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "lrexp.sync", str(output_dir)],
+        [sys.executable, "-m", "lrexp.tracking.sync", str(output_dir)],
         capture_output=True,
         text=True,
         timeout=180,

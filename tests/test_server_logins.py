@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import run_cli, tmp_overrides
 from lrexp.errors import ConfigError
-from lrexp.localserver import MlflowServer, Postgres, admin_env, health
+from lrexp.tracking.localserver import MlflowServer, Postgres, admin_env, health
 from lrexp.tracking.server import check_server_access
 
 PASSWORD = "Alice-pw-7f3q9-secret"

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from test_errors import WRITER  # one writer script: 3000 lr points, flushed every 250
 
 from conftest import ROOT, run_cli
-from lrexp.localserver import MlflowServer
+from lrexp.tracking.localserver import MlflowServer
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
 RUN_ARTIFACTS = {

@@ -53,8 +53,8 @@ def test_lrexp_sync_sends_every_run_under_a_sweep_folder_once(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from lrexp.sync import main
     from lrexp.tracking.store import TrackedRun
+    from lrexp.tracking.sync import main
 
     uri = f"sqlite:///{tmp_path}/store.db"
     sweep = tmp_path / "sweep"

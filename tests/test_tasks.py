@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 from conftest import run_cli
 from lrexp.compare import main as compare_main
 from lrexp.data.regression import ConvexRegression, SeedLinearRegression
+from lrexp.run.train import train
 from lrexp.tags import MODES_TAG, OBJECTIVE_TAG, TEST_METRIC_TAG
 from lrexp.tasks import Regression
-from lrexp.train import train
 
 QUIET = ["logger.system_metrics=false"]
 

@@ -14,9 +14,9 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig
 from plain_parts import warmup_then_linear
 
+from lrexp.config.planning import planned_curve
 from lrexp.errors import ConfigError
-from lrexp.planning import planned_curve
-from lrexp.train import train
+from lrexp.run.train import train
 
 STEPS = 80  # digits at batch 32, 2 epochs
 LR = 0.1  # conf/optimizer/sgd.yaml

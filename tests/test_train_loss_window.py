@@ -13,16 +13,16 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import CONF
-from lrexp.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
+from lrexp.config.parts import build_datamodule, build_model, data_info
+from lrexp.config.planning import step_plan
+from lrexp.config.preflight import check_overrides
+from lrexp.config.validate import validate
 from lrexp.errors import ConfigError
-from lrexp.parts import build_datamodule, build_model, data_info
-from lrexp.planning import step_plan
-from lrexp.preflight import check_overrides
+from lrexp.run.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
+from lrexp.run.train import build_trainer, lightning_module
 from lrexp.tasks import Classification
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
-from lrexp.train import build_trainer, lightning_module
-from lrexp.validate import validate
 
 
 class Batches(pl.Callback):

@@ -24,7 +24,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, run_cli
-from lrexp.localserver import QUIET_SERVER_ENV, MlflowServer
+from lrexp.tracking.localserver import QUIET_SERVER_ENV, MlflowServer
 
 CHROMIUM_ARGS = [
     "--no-sandbox",

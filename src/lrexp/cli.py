@@ -1,8 +1,8 @@
 """Console entry points (``lrexp-train``, ``lrexp-lr-find``): the top of the import graph.
 
-Overrides are checked first (:mod:`lrexp.preflight`), then Hydra composes the config and
+Overrides are checked first (:mod:`lrexp.config.preflight`), then Hydra composes the config and
 :func:`lrexp.lr_find.cli.train_or_tune` runs the LR search (when asked for) and the training
-run (:mod:`lrexp.train`). Errors a user can fix become one line and exit code 2.
+run (:mod:`lrexp.run.train`). Errors a user can fix become one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lrexp.configs import config_dir
+from lrexp.config.compose import config_dir
 from lrexp.errors import (
     ConfigError,
     DataUnavailableError,
@@ -25,8 +25,8 @@ from lrexp.errors import (
 )
 
 if TYPE_CHECKING:
-    from lrexp.preflight import ComposedMode
-    from lrexp.train import RunResult
+    from lrexp.config.preflight import ComposedMode
+    from lrexp.run.train import RunResult
 
 
 def report(cfg: DictConfig, result: RunResult, new_store: bool = False) -> None:
@@ -118,7 +118,7 @@ def preflight(args: list[str]) -> ComposedMode | None:
     mode the checked config composes to, when it is certain."""
     if any(arg.split("=")[0] in INFO_FLAGS for arg in args):
         return None
-    from lrexp.preflight import check_overrides
+    from lrexp.config.preflight import check_overrides
 
     try:
         return check_overrides(config_dir(), args)

@@ -2,7 +2,7 @@
 
 A building block of plain values: batches per epoch, the trainer's settings as a mapping and
 the schedule's settings in, a :class:`StepPlan` and the LR of every update out. The config
-layer (:mod:`lrexp.planning`) reads a composed config, counts the data module's batches and
+layer (:mod:`lrexp.config.planning`) reads a composed config, counts the data module's batches and
 calls it; validation, ``configure_optimizers``, the previews and the planned-LR artifact all
 use these numbers, which mirror Lightning's own count (``tests/test_plot_schedules.py`` and
 ``tests/test_scale.py`` check them against real Trainers, DDP included):

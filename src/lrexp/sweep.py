@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lrexp.lifecycle import PARENT_FILE
+from lrexp.run.lifecycle import PARENT_FILE
 
 
 class SweepTracker(Callback):

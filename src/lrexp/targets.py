@@ -3,7 +3,7 @@ line naming the key.
 
 Hydra's own ``instantiate`` reports an import failure as a multi-line chained traceback
 (hydra#1863) and a refused argument only once the constructor runs. These helpers find both
-first, with the import error's own message, so :mod:`lrexp.parts` can build a user's part
+first, with the import error's own message, so :mod:`lrexp.config.parts` can build a user's part
 and a bad ``_target_`` costs one line. Plain Python: schedules and optimizers use them too.
 """
 

@@ -1,10 +1,10 @@
 """Tasks: what a run minimizes and measures. A task owns the loss, the metrics and the
-objective's direction; the LightningModule (:mod:`lrexp.module`) only calls it.
+objective's direction; the LightningModule (:mod:`lrexp.run.module`) only calls it.
 
 ``task=classification`` (the default): cross-entropy; ``loss`` and ``acc`` per split.
 ``task=regression``: mean squared error; ``loss`` and ``mse`` per split, and for validation and
 test also ``rmse`` and ``r2`` (torchmetrics). A task of a user's own is a subclass named by
-``_target_`` in ``conf/task/``, like any other part (:mod:`lrexp.parts`).
+``_target_`` in ``conf/task/``, like any other part (:mod:`lrexp.config.parts`).
 
 Every run is tagged with its task's objective and the direction of each metric it logs
 (:meth:`Task.tags`), so ``lrexp-compare`` and the search read the direction from the runs.

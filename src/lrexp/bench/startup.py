@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lrexp.configs import config_dir
+from lrexp.config.compose import config_dir
 
 #: Python that prints the seconds since this process started, as ``<label> <seconds>``.
 ELAPSED = """

@@ -21,11 +21,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lrexp.configs import config_dir
+from lrexp.config.compose import config_dir
+from lrexp.config.parts import build_datamodule, build_model
+from lrexp.config.planning import step_plan
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.optim import build_optimizer
-from lrexp.parts import build_datamodule, build_model
-from lrexp.planning import step_plan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tasks import Classification
@@ -137,7 +137,7 @@ def lrexp_path(
     cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str | None
 ) -> tuple[float, list[float]]:
     """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
-    from lrexp.train import build_trainer, lightning_module
+    from lrexp.run.train import build_trainer, lightning_module
 
     trainer_cfg = cfg.copy()
     OmegaConf.set_struct(trainer_cfg, False)

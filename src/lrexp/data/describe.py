@@ -8,7 +8,7 @@ The contract a ``LightningDataModule`` fulfils to train under lrexp (``dataset._
   targets, shaped ``(N, num_outputs)``) attributes after ``setup("fit")``: the model is sized
   and checked with them (without ``input_shape`` the first training batch gives it; without
   either count the targets are class indices and the model's own output decides how many
-  classes there are, :func:`lrexp.parts.with_model_outputs`), and the task checks the kind of
+  classes there are, :func:`lrexp.config.parts.with_model_outputs`), and the task checks the kind of
   targets (:mod:`lrexp.tasks`);
 * optional ``planned_shape()`` and ``planned_train_batches()``: the same without loading any
   data (lrexp's :class:`~lrexp.data.TensorDataModule` has both, so a bad config costs nothing);
@@ -44,7 +44,7 @@ class DataInfo:
 
     @property
     def offered(self) -> dict[str, Any]:
-        """What lrexp offers a model constructor by keyword (:mod:`lrexp.parts`): the output
+        """What lrexp offers a model constructor by keyword (:mod:`lrexp.config.parts`): the output
         count only when it is known."""
         counts = {"num_classes": self.num_outputs, "num_outputs": self.num_outputs}
         return {"input_shape": self.input_shape, **(counts if self.num_outputs else {})}

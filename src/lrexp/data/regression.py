@@ -3,9 +3,10 @@ testbed whose design has an exact condition number.
 
 Both are tensor data modules (index batches, planned without generating anything) whose
 targets are real values shaped ``(N, 1)``. Each knows the least-squares optimum θ* of its
-training set, so a run can log the excess loss L(θ) − L(θ*) (:class:`lrexp.callbacks.ExcessLoss`):
-on the training set it is >= 0 and reaches 0 only at the optimum; on the test set it is
-measured against the same θ*, so it can be negative.
+training set, so a run can log the excess loss L(θ) − L(θ*)
+(:class:`lrexp.run.callbacks.ExcessLoss`): on the training set it is >= 0 and reaches 0
+only at the optimum; on the test set it is measured against the same θ*, so it can be
+negative.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ training batches done in it. A data module that mixes in :class:`TrainPosition` 
 position and gets it back as :attr:`TrainPosition.resume_at`; one that serves a ``DataLoader``
 passes it to a :class:`ResumableSampler`, whose next epoch then starts right after the
 examples already seen. Without this, lrexp refuses a mid-epoch resume rather than train on a
-different order (:mod:`lrexp.resume`).
+different order (:mod:`lrexp.run.resume`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The LR range test as a step before training: ``tune=lr_find`` and ``optimizer.lr=auto``.
 
-This module sits above :mod:`lrexp.train`: it searches, then hands training a config whose
+This module sits above :mod:`lrexp.run.train`: it searches, then hands training a config whose
 ``optimizer.lr`` is a number."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from lrexp.lifecycle import RunLifecycle, run_name
 from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import LRFindResult, find_lr
 from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
-from lrexp.train import RunResult, train
+from lrexp.run.lifecycle import RunLifecycle, run_name
+from lrexp.run.train import RunResult, train
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
@@ -45,7 +45,7 @@ def found(result: LRFindResult) -> str:
 
 def train_or_tune(cfg: DictConfig) -> RunResult:
     """What ``python train.py`` does with a composed config (every part labelled first)."""
-    from lrexp.parts import with_labels
+    from lrexp.config.parts import with_labels
 
     cfg = with_labels(cfg)
     if cfg.get("tune") is not None:

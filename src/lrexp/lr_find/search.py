@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.config.planning import step_plan
 from lrexp.errors import ConfigError
 from lrexp.lr_find.settings import LRFindSettings, settings, with_lr
-from lrexp.planning import step_plan
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from lrexp.module import LRModule
+    from lrexp.run.module import LRModule
 
 #: the smoothing of the recorded losses (an exponential moving average), Lightning's and
 #: fastai's value
@@ -127,7 +127,7 @@ def suggest(lrs: Sequence[float], losses: Sequence[float], options: LRFindSettin
 def _search_module() -> type[LRModule]:
     import torch
 
-    from lrexp.module import LRModule
+    from lrexp.run.module import LRModule
 
     class SearchModule(LRModule):
         """The run's module under Lightning's automatic optimization, whose LR finder then
@@ -178,11 +178,11 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
+    from lrexp.config.parts import build_datamodule, build_model, build_task, with_model_outputs
+    from lrexp.config.validate import validate
     from lrexp.data import describe
-    from lrexp.module import StepOptions
-    from lrexp.parts import build_datamodule, build_model, build_task, with_model_outputs
     from lrexp.plan import world_size
-    from lrexp.validate import validate
+    from lrexp.run.module import StepOptions
 
     options = settings(cfg)
     validate(with_lr(cfg, options.min_lr))

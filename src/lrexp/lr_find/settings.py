@@ -1,6 +1,6 @@
 """The LR finder's settings (``conf/tune/lr_find.yaml``) and the ``optimizer.lr=auto`` marker.
 
-A leaf module (no torch, no Lightning): :mod:`lrexp.validate` checks ``tune.*`` with it.
+A leaf module (no torch, no Lightning): :mod:`lrexp.config.validate` checks ``tune.*`` with it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """lrexp's models: plain ``nn.Module`` classes named by ``_target_`` in ``conf/model/``.
 
 Each takes ``input_shape`` and ``num_classes`` (``Linear``: ``num_outputs``), which lrexp
-offers every model constructor that names them (:mod:`lrexp.parts`): a user's model is built
+offers every model constructor that names them (:mod:`lrexp.config.parts`): a user's model is built
 the same way.
 """
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from lrexp.configs import one_line
+from lrexp.config.compose import one_line
 from lrexp.errors import ConfigError
 from lrexp.plot_schedules.curves import Curve, plan_gallery, plan_overrides
 from lrexp.plot_schedules.figures import figure_for, gallery_figure, save

@@ -14,10 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from lrexp.configs import config_dir, one_line, type_error
+from lrexp.config.compose import config_dir, one_line, type_error
+from lrexp.config.planning import bind, schedule_settings
 from lrexp.errors import ConfigError
 from lrexp.plan import momentum_curve
-from lrexp.planning import bind, schedule_settings
 from lrexp.schedules import Warmup
 
 #: Gallery panel order; families found in ``conf/schedule`` but not listed here come last.
@@ -154,7 +154,7 @@ def _context(swept: Mapping[str, str]) -> str:
 def compose_configs(
     overrides_list: Sequence[Sequence[str]], contexts: Sequence[str] | None = None
 ) -> list[DictConfig]:
-    """Compose ``conf/config.yaml`` (from :func:`lrexp.configs.config_dir`) once per override list.
+    """Compose ``conf/config.yaml`` (:func:`lrexp.config.compose.config_dir`) once per list.
 
     Hydra's composition errors become a one-line :class:`ConfigError` on ``overrides``, naming
     the combination (``contexts``) that failed.

@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from lrexp.configs import one_line
+    from lrexp.config.compose import one_line
 
     args = _parser().parse_args(argv)
     handlers = {

@@ -1,7 +1,7 @@
 """The config-facing half of ``lrexp-predict``: configurations from the preview's override
 syntax (``schedule=cosine,wsd optimizer.lr=0.05``) planned step by step with
-:func:`lrexp.planning.planned_curve`, then predicted (``predict``) or bounded (``bound``); and the
-``fit.json`` file that carries fitted laws from ``fit`` to ``predict``."""
+:func:`lrexp.config.planning.planned_curve`, then predicted (``predict``) or bounded
+(``bound``); and the ``fit.json`` file that carries fitted laws from ``fit`` to ``predict``."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Planned:
 
 def planned(overrides: Sequence[str]) -> list[Planned]:
     """Every combination of ``overrides``, composed and planned as training will run it."""
-    from lrexp.planning import base_lr, bind, planned_curve, schedule_settings
+    from lrexp.config.planning import base_lr, bind, planned_curve, schedule_settings
     from lrexp.plot_schedules.curves import compose_configs, expand_overrides
     from lrexp.schedules import Warmup
 

@@ -4,7 +4,7 @@ Before ``at`` the multiplier is the trunk's; from ``at`` on it falls from the tr
 at ``at`` to ``min_factor`` times that value over ``length`` steps (:func:`decay_factor`),
 then holds. This is optax's ``join_schedules`` with the second part starting where the first
 left off: a constant trunk with a linear cooldown is WSD, and a cooldown fork
-(:mod:`lrexp.fork`) is this family with the trunk run's own schedule as ``trunk``, so a fork
+(:mod:`lrexp.run.fork`) is this family with the trunk run's own schedule as ``trunk``, so a fork
 is planned, logged, checkpointed and resumed like any other run.
 """
 

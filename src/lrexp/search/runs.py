@@ -25,7 +25,7 @@ class TrialRuns:
         self.client: Any = None
         if not self.enabled:
             return
-        from lrexp.lifecycle import PARENT_FILE
+        from lrexp.run.lifecycle import PARENT_FILE
         from lrexp.tracking.store import open_client
 
         self.config = config

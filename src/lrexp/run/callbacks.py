@@ -180,7 +180,7 @@ def validate_now(trainer: pl.Trainer) -> None:
 
 class KeepCheckpoints(pl.Callback):
     """Writes a permanent checkpoint at each of ``steps`` (and every ``every`` steps): the
-    state after that many optimizer steps, which a cooldown fork (:mod:`lrexp.fork`) resumes.
+    state after that many optimizer steps, which a cooldown fork (:mod:`lrexp.run.fork`) resumes.
 
     It is written before the next step's batch, where an interrupted run's checkpoint is, so
     a resume from it continues exactly; a run's last step is kept when training ends.

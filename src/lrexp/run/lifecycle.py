@@ -29,9 +29,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.callbacks import AtStep
-from lrexp.configs import flatten
+from lrexp.config.compose import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
+from lrexp.run.callbacks import AtStep
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.spill import CloseRecord, check_unsent
 from lrexp.tracking.system_metrics import system_monitor

@@ -2,7 +2,7 @@
 
 The order is what makes a bad run cheap: the config is validated, the checkpoint to resume
 is checked, the data is loaded and the model built *before* the MLflow run is opened
-(:class:`lrexp.lifecycle.RunLifecycle`), so a config or data error leaves nothing in
+(:class:`lrexp.run.lifecycle.RunLifecycle`), so a config or data error leaves nothing in
 the store. ``optimizer.lr=auto`` is resolved by the caller (:mod:`lrexp.lr_find.cli`), never
 here.
 """
@@ -23,7 +23,22 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.callbacks import (
+from lrexp.config.parts import (
+    build_datamodule,
+    build_model,
+    build_task,
+    with_labels,
+    with_model_outputs,
+)
+from lrexp.config.planning import bind, step_plan
+from lrexp.data import TensorDataModule
+from lrexp.data.describe import class_name, describe, has_test_split
+from lrexp.digests import weights_digest
+from lrexp.errors import ConfigError
+from lrexp.lr_find.settings import AUTO, with_lr
+from lrexp.optim import scaled_lr
+from lrexp.plan import StepPlan, flat_schedule_warning, world_size
+from lrexp.run.callbacks import (
     AtStep,
     ExcessLoss,
     KeepCheckpoints,
@@ -31,20 +46,11 @@ from lrexp.callbacks import (
     TrainLossTrace,
     validate_now,
 )
-from lrexp.data import TensorDataModule
-from lrexp.data.describe import class_name, describe, has_test_split
-from lrexp.digests import weights_digest
-from lrexp.errors import ConfigError
-from lrexp.faults import CheckpointOnInterrupt
-from lrexp.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
-from lrexp.lifecycle import OnOpen, RunLifecycle
-from lrexp.lr_find.settings import AUTO, with_lr
-from lrexp.module import LRModule, StepOptions
-from lrexp.optim import scaled_lr
-from lrexp.parts import build_datamodule, build_model, build_task, with_labels, with_model_outputs
-from lrexp.plan import StepPlan, flat_schedule_warning, world_size
-from lrexp.planning import bind, step_plan
-from lrexp.resume import (
+from lrexp.run.faults import CheckpointOnInterrupt
+from lrexp.run.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint, resolve_fork
+from lrexp.run.lifecycle import OnOpen, RunLifecycle
+from lrexp.run.module import LRModule, StepOptions
+from lrexp.run.resume import (
     CheckpointInfo,
     RecordedPlan,
     check_mid_epoch,
@@ -59,7 +65,7 @@ from lrexp.tracking.logger import BufferedMlflowLogger
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
-from lrexp.validate import validate
+from lrexp.config.validate import validate
 
 
 @dataclass

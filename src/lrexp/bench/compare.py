@@ -3,7 +3,7 @@
 ``python scripts/bench_compare.py [--runs 50] [--steps 10000]`` writes a throw-away SQLite
 store holding ``--runs`` finished runs with an ``lr`` point at every step and validation
 metrics every ``--val-every`` steps, and the same runs into a throw-away PostgreSQL database
-served by ``mlflow server`` (:mod:`lrexp.localserver`; skipped with a note when PostgreSQL
+served by ``mlflow server`` (:mod:`lrexp.tracking.localserver`; skipped with a note when PostgreSQL
 is not installed). It times :func:`lrexp.compare.compare` over the SQLite file (direct reads,
 and ``MlflowClient.get_metric_history`` unless ``--skip-client``), over the PostgreSQL
 database (direct reads) and over the server: the runs' history files, logged as lrexp logs
@@ -109,7 +109,7 @@ def postgres_rows(root: Path, args: argparse.Namespace) -> list[tuple[str, float
     (from the runs' history files, and through the bulk endpoint alone)."""
     from mlflow.tracking import MlflowClient
 
-    from lrexp.localserver import MlflowServer, Postgres, postgres_bin
+    from lrexp.tracking.localserver import MlflowServer, Postgres, postgres_bin
 
     if postgres_bin() is None:
         print("no PostgreSQL found (apt-get install -y postgresql): PostgreSQL rows skipped")

@@ -21,10 +21,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.config.parts import (
+    TENSOR_DATA,
+    build_model,
+    build_task,
+    check_model_output,
+    data_info,
+    label,
+    with_model_outputs,
+)
+from lrexp.config.planning import planned_steps
 from lrexp.data.describe import DataInfo
 from lrexp.data.sources import SIGNAL_DATASETS, SOURCE_SIZES, train_size
 from lrexp.errors import ConfigError
-from lrexp.fork import resolve_fork
 from lrexp.lr_find.settings import AUTO
 from lrexp.lr_find.settings import settings as lr_find_settings
 from lrexp.optim import (
@@ -34,17 +43,8 @@ from lrexp.optim import (
     scaled_lr,
     schedule_free_class,
 )
-from lrexp.parts import (
-    TENSOR_DATA,
-    build_model,
-    build_task,
-    check_model_output,
-    data_info,
-    label,
-    with_model_outputs,
-)
 from lrexp.plan import check_devices, world_size
-from lrexp.planning import planned_steps
+from lrexp.run.fork import resolve_fork
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 from lrexp.targets import check_arguments
@@ -82,7 +82,7 @@ def validate(cfg: DictConfig) -> None:
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     check_finite(container)
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]
-    if container["seed"] < 0:  # its type is checked by Hydra (lrexp.schemas), its range here
+    if container["seed"] < 0:  # its type is checked by Hydra (lrexp.config.schemas), its range here
         raise ConfigError("seed", f"must be an integer >= 0, got {container['seed']!r}")
     for group in ("task", "dataset", "model", "optimizer"):
         label(container[group], group)  # each names its class (or says it does not)
@@ -168,7 +168,7 @@ def validate(cfg: DictConfig) -> None:
 
 def check_kept_steps(checkpoint: dict[str, Any], total: int) -> None:
     """``keep_steps``: steps in 1..total; ``keep_every_n_steps``: null or >= 1 (their types
-    are checked by Hydra, :mod:`lrexp.schemas`)."""
+    are checked by Hydra, :mod:`lrexp.config.schemas`)."""
     key = "callbacks.checkpoint.keep_steps"
     for step in checkpoint.get("keep_steps") or []:
         if not 1 <= step <= total:

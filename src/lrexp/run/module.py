@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer, is_schedule_free
 from lrexp.plan import StepPlan, positions_for
-from lrexp.resume import RecordedPlan
+from lrexp.run.resume import RecordedPlan
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tasks import Task
@@ -195,7 +195,7 @@ class LRModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what an exact resume needs beyond Lightning's own state: the MLflow run id
         (a resumed run continues it), the plan its schedule was built for (a resume must not
-        change it silently, :mod:`lrexp.resume`), the RNG state and the running epoch sums."""
+        change it silently, :mod:`lrexp.run.resume`), the RNG state and the running epoch sums."""
         checkpoint["lrexp_run_id"] = self.run_id
         if self.recorded is not None:
             checkpoint["lrexp_plan"] = self.recorded.as_dict()

@@ -24,10 +24,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from lrexp.configs import type_error
+from lrexp.config.compose import type_error
+from lrexp.config.validate import validate
 from lrexp.errors import ConfigError
-from lrexp.fork import resolve_fork
-from lrexp.validate import validate
+from lrexp.run.fork import resolve_fork
 
 UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'")
 

@@ -5,9 +5,9 @@ and fixed types, so they are dataclasses in Hydra's ConfigStore and ``conf/`` na
 its defaults lists (``config.yaml`` -> ``run_schema``, ``logger/mlflow.yaml`` ->
 ``mlflow_schema``, ``callbacks/default.yaml`` -> ``callbacks_schema``). A value of the wrong
 type (``seed=abc``, ``compile=maybe``, ``logger.retry_seconds=soon``) then fails while the
-config is composed, and :mod:`lrexp.preflight` turns OmegaConf's message into one line naming
+config is composed, and :mod:`lrexp.config.preflight` turns OmegaConf's message into one line naming
 the key. Ranges (``seed >= 0``) and anything that depends on other keys stay in
-:mod:`lrexp.validate`.
+:mod:`lrexp.config.validate`.
 
 The groups a user may fill with their own parts (model, dataset, optimizer, schedule, task,
 trainer) are left open (``Any``): their keys are the constructor's, checked against it.

@@ -1,6 +1,6 @@
 """The step planner read from a composed config: the config layer's side of :mod:`lrexp.plan`.
 
-It counts the data module's training batches (:func:`lrexp.parts.data_info`: lrexp's tensor
+It counts the data module's training batches (:func:`lrexp.config.parts.data_info`: lrexp's tensor
 data module plans them without loading, ceil(train examples / ``dataset.batch_size``) on any
 number of processes; any other data module is set up and its training loader counted, per
 process under DDP) and hands plain values to the planner.
@@ -12,8 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.config.parts import data_info
 from lrexp.errors import ConfigError
-from lrexp.parts import data_info
 from lrexp.plan import (
     BoundSchedule,
     StepPlan,

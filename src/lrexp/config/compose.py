@@ -10,14 +10,14 @@ from typing import Any
 
 from omegaconf.errors import ValidationError
 
+from lrexp.config.schemas import register
 from lrexp.errors import ConfigError
-from lrexp.schemas import register
 
 
 def config_dir() -> Path:
     """``$LREXP_CONFIG_DIR``, else the ``conf/`` folder of this checkout, else ``./conf``.
 
-    It also registers lrexp's structured configs (:mod:`lrexp.schemas`), which ``conf/``'s
+    It also registers lrexp's structured configs (:mod:`lrexp.config.schemas`), which ``conf/``'s
     defaults lists name, so whatever composes the folder it returns finds them.
     """
     register()
@@ -46,7 +46,7 @@ def one_line(err: BaseException) -> str:
 
 
 def type_error(err: BaseException, context: str = "") -> ConfigError | None:
-    """The structured configs' type check (:mod:`lrexp.schemas`) found in ``err`` or its
+    """The structured configs' type check (:mod:`lrexp.config.schemas`) found in ``err`` or its
     causes (Hydra wraps it), as one line naming the key, ``context`` appended; None if ``err``
     is something else."""
     cause: BaseException | None = err

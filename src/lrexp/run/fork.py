@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lrexp.errors import ConfigError
 from lrexp.optim import scaled_lr
-from lrexp.resume import RecordedPlan, read_checkpoint, setup_of
+from lrexp.run.resume import RecordedPlan, read_checkpoint, setup_of
 from lrexp.schedules.closed_form import check_decay
 from lrexp.tracking.uri import redact, sqlite_database
 

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lrexp.configs import flatten
+from lrexp.config.compose import flatten
+from lrexp.config.planning import base_lr, planned_curve, schedule_settings, step_plan
 from lrexp.errors import ConfigError
 from lrexp.plan import StepPlan, positions_for
-from lrexp.planning import base_lr, planned_curve, schedule_settings, step_plan
 from lrexp.schedules import build_schedule
 
 #: The part of torch's weights_only refusal that says what was refused.
