@@ -23,7 +23,7 @@ def config_dir() -> Path:
     register()
     if "LREXP_CONFIG_DIR" in os.environ:
         return Path(os.environ["LREXP_CONFIG_DIR"]).resolve()
-    bundled = Path(__file__).resolve().parents[2] / "conf"
+    bundled = Path(__file__).resolve().parents[3] / "conf"
     return bundled if bundled.is_dir() else Path.cwd() / "conf"
 
 
