@@ -440,6 +440,12 @@ def test_anytime_metrics_and_a_metric_no_run_has(
     parent = write_sweep(untested, {a: values[a] for a in ("cosine", "big")}, test=False)
     out = compare(untested, parent=parent, out_dir=tmp_path / "none", log_to_parent=False)
     summary = json.loads((out / "summary.json").read_text())
+    # no run has test/acc (a data module without a test split): the task's objective decides
+    assert summary["metric"] == "best_val_acc" and summary["family_size"] == 1
+    assert {c["n"] for c in summary["configurations"]} == {len(SEEDS)}
+    out = compare(untested, parent=parent, out_dir=tmp_path / "asked", metric="test/acc",
+                  log_to_parent=False)  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
     assert summary["family_size"] == 0 and {c["n"] for c in summary["configurations"]} == {0}
     assert "no value of test/acc for: " in summary["notes"][0]
     assert "best val/acc" in (out / "summary.md").read_text()  # the descriptive table

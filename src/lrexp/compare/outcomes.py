@@ -51,11 +51,12 @@ ALIASES = {"test/acc": "test_acc", "val/acc": "best_val_acc", "val/loss": "final
 
 def default_metric(records: Sequence[RunRecord]) -> str:
     """The runs' ``test_metric`` when they all name the same one, else ``test/acc``; when no
-    run logged it (data modules without a test split), their task's validation objective
-    (``val/acc``: its best value; ``val/mse``: its last)."""
+    run logged it but some finished (data modules without a test split), their task's
+    validation objective (``val/acc``: its best value; ``val/mse``: its last)."""
     named = {r.tags.get(TEST_METRIC_TAG) for r in records}
     metric = str(named.pop()) if len(named) == 1 and None not in named else "test/acc"
-    if records and not any(metric in r.latest for r in records):
+    finished = [r for r in records if r.status == "FINISHED"]
+    if finished and not any(metric in r.latest for r in records):
         return objective_metric(records)
     return metric
 
