@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from lrexp.config.spec import run_name, run_spec
 from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import LRFindResult, find_lr
 from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
-from lrexp.run.lifecycle import RunLifecycle, run_name
+from lrexp.run.lifecycle import RunLifecycle
 from lrexp.run.train import RunResult, train
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def tune(cfg: DictConfig) -> RunResult:
         torch.set_num_threads(int(cfg.threads))
     output_dir = Path(cfg.paths.output_dir)
     name = finder_run_name(cfg)
-    lifecycle = RunLifecycle(cfg, output_dir, name=name, extra_tags={"task": "lr_find"})
+    lifecycle = RunLifecycle(run_spec(cfg, name), output_dir, extra_tags={"task": "lr_find"})
     with lifecycle:
         result = find_lr(cfg)
         if lifecycle.run is not None:

@@ -27,9 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
 
-from lrexp.config.compose import flatten
 from lrexp.errors import ConfigError, DataUnavailableError, DivergedError
 from lrexp.run.callbacks import AtStep
 from lrexp.tracking.logger import BufferedMlflowLogger
@@ -38,6 +36,7 @@ from lrexp.tracking.system_metrics import system_monitor
 from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
+    from lrexp.config.spec import RunSpec, TrackingSpec
     from lrexp.tracking.store import TrackedRun
 
 #: File in a multirun's sweep directory that holds the sweep's parent run id.
@@ -60,16 +59,6 @@ def parent_run_id() -> str | None:
     return marker.read_text().strip() if marker.is_file() else None
 
 
-def run_name(cfg: DictConfig) -> str:
-    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``; a cooldown names its shape and
-    start (``cooldown-sqrt@560``)."""
-    schedule = str(cfg.schedule.name)
-    if schedule == "cooldown":
-        schedule = f"cooldown-{cfg.schedule.get('shape')}@{cfg.schedule.get('at')}"
-    parts = (schedule, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
-    return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
-
-
 def git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(
@@ -86,26 +75,18 @@ def launched_rank() -> int:
 
 
 def start_run(
-    cfg: DictConfig,
+    spec: RunSpec,
+    tracking: TrackingSpec,
     output_dir: Path,
-    name: str | None = None,
     extra_tags: dict[str, str] | None = None,
 ) -> TrackedRun:
-    """Create the MLflow run (named ``name``, default :func:`run_name`) with its tags and the
-    full flattened config as params."""
+    """Create the MLflow run ``spec.name`` with its tags and the run's params (the resolved
+    config, flattened)."""
     from lrexp.search.workers import trial_tags
     from lrexp.tracking.store import TrackedRun, TrackingUnavailableError
 
-    tags = {
-        **(extra_tags or {}),
-        "dataset": str(cfg.dataset.name),
-        "model": str(cfg.model.name),
-        "optimizer": str(cfg.optimizer.name),
-        "schedule": str(cfg.schedule.name),
-        "seed": str(cfg.seed),
-        "output_dir": str(output_dir),
-    }
-    commit = git_commit(Path(cfg.paths.root_dir))
+    tags = {**(extra_tags or {}), **spec.labels, "output_dir": str(output_dir)}
+    commit = git_commit(spec.root_dir)
     if commit:
         tags["git_commit"] = commit
     parent = parent_run_id()
@@ -114,23 +95,19 @@ def start_run(
         tags["sweep_id"] = parent
     tags.update({"host": socket.gethostname(), "pid": str(os.getpid())})
     tags.update(trial_tags(os.environ))  # a search's job: its study and trial
-    uri = str(cfg.logger.tracking_uri)
-    name, experiment = name or run_name(cfg), str(cfg.logger.experiment_name)
-    artifacts = cfg.logger.get("artifact_location")
+    uri, name, experiment = tracking.tracking_uri, spec.name, tracking.experiment_name
+    artifacts = tracking.artifact_location
     try:
         run = TrackedRun(uri, experiment, name, tags, artifact_location=artifacts)
     except OSError as err:  # e.g. MLflow cannot create the SQLite file's folder
         raise ConfigError("logger.tracking_uri", f"cannot open {redact(uri)}: {err}") from None
     except TrackingUnavailableError as err:
-        if not cfg.logger.get("fallback_to_local"):
+        if not tracking.fallback_to_local:
             raise
-        local = f"sqlite:///{Path(cfg.paths.mlruns_dir).resolve()}/mlflow.db"
+        local = tracking.local_store
         print(f"lrexp: warning: {err}; logging to {local} instead", file=sys.stderr)
         run = TrackedRun(local, experiment, name, tags, artifact_location=artifacts)
-    container = OmegaConf.to_container(cfg, resolve=True)
-    params = flatten(container)  # type: ignore[arg-type]
-    params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
-    run.log_params(params)
+    run.log_params(spec.params)
     return run
 
 
@@ -139,31 +116,31 @@ OnOpen = Callable[["TrackedRun"], None]
 
 
 class RunLifecycle:
-    """Open (or reopen), log to and close one MLflow run; see the module docstring.
+    """Open (or reopen), log to and close the MLflow run ``spec`` describes; see the module
+    docstring.
 
     ``run_id``: the run to continue (a resumed checkpoint's, opened at once), tagged
-    ``resumed_from=resume``. ``name``/``extra_tags``: for a new run. ``defer``: open a new run
-    after the first optimizer step. Set :attr:`planned` (the planned LR per optimizer step)
-    before the run opens, and add to :attr:`tags` while it trains.
+    ``resumed_from=resume``. ``extra_tags``: for a new run. ``defer``: open a new run after
+    the first optimizer step. Set :attr:`planned` (the planned LR per optimizer step) before
+    the run opens, and add to :attr:`tags` while it trains.
     """
 
     def __init__(
         self,
-        cfg: DictConfig,
+        spec: RunSpec,
         output_dir: Path,
         *,
         resume: Path | None = None,
         run_id: str | None = None,
-        name: str | None = None,
         extra_tags: dict[str, str] | None = None,
         on_open: Sequence[OnOpen] = (),
         defer: bool = False,
     ) -> None:
-        self.cfg = cfg
+        self.spec = spec
+        self.tracking = spec.tracking
         self.output_dir = output_dir
         self.resume = resume
         self.resumed_run_id = run_id
-        self.name = name
         self.extra_tags = extra_tags
         self.on_open = on_open
         self.defer = defer
@@ -185,15 +162,15 @@ class RunLifecycle:
         return [AtStep(1, lambda trainer: self.open())]
 
     def __enter__(self) -> RunLifecycle:
-        if not self.cfg.logger.enabled or launched_rank() != 0:
+        if self.tracking is None or launched_rank() != 0:
             return self
         check_unsent(self.output_dir, self.resumed_run_id)
-        retry_seconds = float(self.cfg.logger.get("retry_seconds", 60))
+        retry_seconds = self.tracking.retry_seconds
         self.logger = BufferedMlflowLogger(spill_dir=self.output_dir, retry_seconds=retry_seconds)
         if not self.defer or self.resumed_run_id is not None:
             self.open()
             return self
-        uri = str(self.cfg.logger.tracking_uri)
+        uri = self.tracking.tracking_uri
         try:
             make_sqlite_folder(uri)
         except OSError as err:
@@ -223,12 +200,8 @@ class RunLifecycle:
         for hook in self.on_open:
             hook(self.run)
         resumed = self.resumed_run_id is not None
-        logger = self.cfg.logger
-        interval = (
-            float(logger.get("system_metrics_interval", 10))
-            if logger.get("system_metrics")
-            else None
-        )
+        assert self.tracking is not None  # a logger exists only for a tracked run
+        interval = self.tracking.system_metrics_interval
         self.monitor = system_monitor(interval, self.run, resumed, self.logger.put)
         if self.monitor is not None:
             self.monitor.start()
@@ -238,14 +211,14 @@ class RunLifecycle:
         """A new run, or the resumed run marked RUNNING again and tagged ``resumed_from``."""
         from lrexp.tracking.store import TrackedRun
 
-        cfg = self.cfg
+        assert self.tracking is not None
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.resumed_run_id is None:
-            return start_run(cfg, self.output_dir, self.name, self.extra_tags)
+            return start_run(self.spec, self.tracking, self.output_dir, self.extra_tags)
         run = TrackedRun(
-            cfg.logger.tracking_uri,
-            cfg.logger.experiment_name,
-            self.name or run_name(cfg),
+            self.tracking.tracking_uri,
+            self.tracking.experiment_name,
+            self.spec.name,
             {},
             run_id=self.resumed_run_id,
         )
@@ -283,12 +256,12 @@ class RunLifecycle:
         with the server away, all of that is kept for ``lrexp-sync`` (one line says so)."""
         assert self.run is not None and self.logger is not None
         config_file = self.output_dir / "resolved_config.yaml"
-        config_file.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
+        config_file.write_text(self.spec.resolved_yaml)
         last = self.output_dir / "checkpoints" / "last.ckpt"
         if last.is_file():
             self.tags["checkpoint"] = str(last)
         planned = str(self.output_dir / "planned_lr.csv") if self.planned else None
-        label = self.name or run_name(self.cfg)
+        label = self.spec.name
         record = CloseRecord(status, dict(self.tags), [str(config_file)], planned, label)
         if not self.logger.close_run(record, self.planned, self.output_dir):
             print(

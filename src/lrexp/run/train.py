@@ -31,6 +31,7 @@ from lrexp.config.parts import (
     with_model_outputs,
 )
 from lrexp.config.planning import bind, step_plan
+from lrexp.config.spec import run_spec
 from lrexp.data import TensorDataModule
 from lrexp.data.describe import class_name, describe, has_test_split
 from lrexp.digests import weights_digest
@@ -268,7 +269,7 @@ def train(
             log_dataset(run, cfg, data)
 
     lifecycle = RunLifecycle(
-        cfg,
+        run_spec(cfg),
         output_dir,
         resume=resume,
         run_id=stored.run_id,

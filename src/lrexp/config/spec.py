@@ -1,0 +1,91 @@
+"""What a run records and where, read once from the composed config: the run's name and
+labels, its params (the resolved config, flattened) and the tracking settings.
+
+The run's lifecycle (:mod:`lrexp.run.lifecycle`) reads this object, never the config, so what
+MLflow shows is built in one place: the config a fork or a resume has already settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lrexp.config.compose import flatten
+from lrexp.tracking.uri import redact
+
+
+@dataclass(frozen=True)
+class TrackingSpec:
+    """``logger.*`` of a tracked run: where the run goes and how it is logged."""
+
+    tracking_uri: str
+    experiment_name: str
+    artifact_location: str | None
+    fallback_to_local: bool
+    local_store: str  #: the SQLite store a fallback logs to (``<mlruns_dir>/mlflow.db``)
+    retry_seconds: float
+    system_metrics_interval: float | None  #: None: no system metrics
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A run's identity and records: name, labels, params, resolved config, tracking."""
+
+    name: str
+    labels: dict[str, str]  #: dataset, model, optimizer, schedule, seed (the run's tags)
+    root_dir: Path
+    params: dict[str, str] = field(repr=False)
+    resolved_yaml: str = field(repr=False)
+    tracking: TrackingSpec | None = None  #: None: ``logger.enabled`` is false
+
+
+def run_name(cfg: DictConfig) -> str:
+    """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``; a cooldown names its shape and
+    start (``cooldown-sqrt@560``)."""
+    schedule = str(cfg.schedule.name)
+    if schedule == "cooldown":
+        schedule = f"cooldown-{cfg.schedule.get('shape')}@{cfg.schedule.get('at')}"
+    parts = (schedule, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
+    return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
+
+
+def tracking_spec(cfg: DictConfig) -> TrackingSpec | None:
+    """``cfg.logger`` as a :class:`TrackingSpec`; None when ``logger.enabled`` is false."""
+    logger = cfg.logger
+    if not logger.get("enabled"):
+        return None
+    return TrackingSpec(
+        tracking_uri=str(logger.tracking_uri),
+        experiment_name=str(logger.experiment_name),
+        artifact_location=logger.get("artifact_location"),
+        fallback_to_local=bool(logger.get("fallback_to_local")),
+        local_store=f"sqlite:///{Path(cfg.paths.mlruns_dir).resolve()}/mlflow.db",
+        retry_seconds=float(logger.get("retry_seconds", 60)),
+        system_metrics_interval=(
+            float(logger.get("system_metrics_interval", 10))
+            if logger.get("system_metrics")
+            else None
+        ),
+    )
+
+
+def run_spec(cfg: DictConfig, name: str | None = None) -> RunSpec:
+    """The :class:`RunSpec` of ``cfg`` (named ``name``, default :func:`run_name`)."""
+    container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    params = flatten(container)
+    if "logger.tracking_uri" in params:
+        params["logger.tracking_uri"] = redact(params["logger.tracking_uri"])
+    labels = {
+        group: str(cfg[group].name) for group in ("dataset", "model", "optimizer", "schedule")
+    }
+    return RunSpec(
+        name=name or run_name(cfg),
+        labels={**labels, "seed": str(cfg.seed)},
+        root_dir=Path(cfg.paths.root_dir),
+        params=params,
+        resolved_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        tracking=tracking_spec(cfg),
+    )
