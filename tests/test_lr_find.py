@@ -12,10 +12,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, run_cli
+from lrexp.config.tune import LRFindSettings, settings
 from lrexp.errors import ConfigError
 from lrexp.lr_find.cli import train_at_auto_lr, train_or_tune, tune
 from lrexp.lr_find.search import find_lr, resolve_auto_lr, smooth, suggest
-from lrexp.lr_find.settings import LRFindSettings, settings
 
 #: small and fast: 40 steps of the 40-batch digits epoch, from 1e-4 to 10
 SEARCH = ("tune.num_training=40", "tune.min_lr=1e-4", "tune.max_lr=10.0")

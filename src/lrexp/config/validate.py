@@ -31,11 +31,11 @@ from lrexp.config.parts import (
     with_model_outputs,
 )
 from lrexp.config.planning import planned_steps
+from lrexp.config.tune import AUTO
+from lrexp.config.tune import settings as lr_find_settings
 from lrexp.data.describe import DataInfo
 from lrexp.data.sources import SIGNAL_DATASETS, SOURCE_SIZES, train_size
 from lrexp.errors import ConfigError
-from lrexp.lr_find.settings import AUTO
-from lrexp.lr_find.settings import settings as lr_find_settings
 from lrexp.optim import (
     build_optimizer,
     check_lr,

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from lrexp.config.spec import run_name, run_spec
+from lrexp.config.tune import AUTO, finder_run_name, settings, with_found_lr
 from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import LRFindResult, find_lr
-from lrexp.lr_find.settings import AUTO, finder_run_name, settings, with_found_lr
 from lrexp.run.lifecycle import RunLifecycle
 from lrexp.run.train import RunResult, train
 

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.config.planning import step_plan
+from lrexp.config.tune import LRFindSettings, settings, with_lr
 from lrexp.errors import ConfigError
-from lrexp.lr_find.settings import LRFindSettings, settings, with_lr
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl

@@ -32,11 +32,11 @@ from lrexp.config.parts import (
 )
 from lrexp.config.planning import bind, step_plan
 from lrexp.config.spec import run_spec
+from lrexp.config.tune import AUTO, with_lr
 from lrexp.data import TensorDataModule
 from lrexp.data.describe import class_name, describe, has_test_split
 from lrexp.digests import weights_digest
 from lrexp.errors import ConfigError
-from lrexp.lr_find.settings import AUTO, with_lr
 from lrexp.optim import scaled_lr
 from lrexp.plan import StepPlan, flat_schedule_warning, world_size
 from lrexp.run.callbacks import (
