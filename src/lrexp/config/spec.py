@@ -7,10 +7,12 @@ MLflow shows is built in one place: the config a fork or a resume has already se
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.config.compose import flatten
@@ -89,3 +91,18 @@ def run_spec(cfg: DictConfig, name: str | None = None) -> RunSpec:
         resolved_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         tracking=tracking_spec(cfg),
     )
+
+
+def job_threads(cfg: DictConfig) -> int | None:
+    """``threads``, or under the joblib launcher cpu_count // n_jobs (None: torch's default)."""
+    if cfg.threads:
+        return int(cfg.threads)
+    try:
+        launcher = HydraConfig.get().launcher
+    except ValueError:
+        return None
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cpus = os.cpu_count() or 1
+    n_jobs = int(launcher.get("n_jobs") or -1)
+    return max(1, cpus // n_jobs) if n_jobs > 0 else 1

@@ -10,7 +10,6 @@ here.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
@@ -31,7 +29,7 @@ from lrexp.config.parts import (
     with_model_outputs,
 )
 from lrexp.config.planning import bind, step_plan
-from lrexp.config.spec import run_spec
+from lrexp.config.spec import job_threads, run_spec
 from lrexp.config.tune import AUTO, with_lr
 from lrexp.data import TensorDataModule
 from lrexp.data.describe import class_name, describe, has_test_split
@@ -191,21 +189,6 @@ def with_scaled_lr(cfg: DictConfig) -> DictConfig:
     global_batch = int(cfg.dataset.batch_size) * int(cfg.trainer.accumulate_grad_batches)
     reference = cfg.optimizer.get("reference_batch_size")
     return with_lr(cfg, scaled_lr(float(cfg.optimizer.lr), rule, global_batch, reference))
-
-
-def job_threads(cfg: DictConfig) -> int | None:
-    """``threads``, or under the joblib launcher cpu_count // n_jobs (None: torch's default)."""
-    if cfg.threads:
-        return int(cfg.threads)
-    try:
-        launcher = HydraConfig.get().launcher
-    except ValueError:
-        return None
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return None
-    cpus = os.cpu_count() or 1
-    n_jobs = int(launcher.get("n_jobs") or -1)
-    return max(1, cpus // n_jobs) if n_jobs > 0 else 1
 
 
 def train(
