@@ -3,6 +3,9 @@ its order or restore its position, or has no test split, for tests of what lrexp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
@@ -62,3 +65,20 @@ def warmup_then_linear(
         return max(0.0, left / max(1, num_training_steps - num_warmup_steps))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def plain_loop_lrs(
+    steps: int, lr: float, make: Callable[[torch.optim.Optimizer], Any]
+) -> list[float]:
+    """The LR each optimizer step of a plain PyTorch loop uses, with the scheduler
+    ``make(optimizer)`` stepped after every optimizer step."""
+    net = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
+    scheduler = make(optimizer)
+    used = []
+    for _ in range(steps):
+        used.append(optimizer.param_groups[0]["lr"])
+        net(torch.randn(3, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    return used

@@ -11,25 +11,12 @@ import pytorch_lightning as pl
 import torch
 from mlflow import MlflowClient
 from omegaconf import DictConfig
+from plain_parts import plain_loop_lrs
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrexp.errors import ConfigError
 from lrexp.run.train import train
 from lrexp.schedules import make_schedule, make_scheduler
-
-
-def plain_loop_lrs(steps: int, lr: float, family: str, **kwargs: Any) -> list[float]:
-    """The LR each optimizer step of a plain PyTorch loop uses."""
-    net = torch.nn.Linear(4, 2)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr)
-    scheduler = make_scheduler(optimizer, family, **kwargs)
-    used = []
-    for _ in range(steps):
-        used.append(optimizer.param_groups[0]["lr"])
-        net(torch.randn(3, 4)).sum().backward()
-        optimizer.step()
-        scheduler.step()
-    return used
 
 
 @pytest.mark.parametrize(
@@ -75,7 +62,11 @@ def test_plain_loop_lr_equals_the_lrexp_runs_trace(
     trace = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert len(trace) == 80
     total = 2 if kwargs.get("unit") == "epoch" else 80
-    used = plain_loop_lrs(80, float(cfg.optimizer.lr), family, total=total, **kwargs)
+    used = plain_loop_lrs(
+        80,
+        float(cfg.optimizer.lr),
+        lambda optimizer: make_scheduler(optimizer, family, total=total, **kwargs),
+    )
     assert used == pytest.approx(trace, rel=1e-12, abs=1e-15)
     schedule = make_schedule(family, total=total, **kwargs)
     assert [float(cfg.optimizer.lr) * schedule.lr_at(k) for k in range(80)] == pytest.approx(trace)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 from omegaconf import DictConfig
-from plain_parts import warmup_then_linear
+from plain_parts import plain_loop_lrs, warmup_then_linear
 
 from lrexp.config.planning import planned_curve
 from lrexp.errors import ConfigError
@@ -21,21 +21,6 @@ from lrexp.run.train import train
 STEPS = 80  # digits at batch 32, 2 epochs
 LR = 0.1  # conf/optimizer/sgd.yaml
 TORCH = "torch.optim.lr_scheduler"
-
-
-def plain_loop(make: Callable[[torch.optim.Optimizer], Any]) -> list[float]:
-    """The LR each optimizer step of a plain loop uses, with ``make(optimizer)`` stepped after
-    every optimizer step."""
-    net = torch.nn.Linear(4, 2)
-    optimizer = torch.optim.SGD(net.parameters(), lr=LR)
-    scheduler = make(optimizer)
-    used = []
-    for _ in range(STEPS):
-        used.append(optimizer.param_groups[0]["lr"])
-        net(torch.randn(3, 4)).sum().backward()
-        optimizer.step()
-        scheduler.step()
-    return used
 
 
 CASES = [
@@ -75,7 +60,7 @@ def test_every_steps_lr_equals_the_plain_loops(
         f"logger.tracking_uri={tracking_uri}",
         "logger.system_metrics=false",
     )
-    expected = plain_loop(make)
+    expected = plain_loop_lrs(STEPS, LR, make)
     assert planned_curve(cfg) == pytest.approx(expected, rel=1e-12, abs=1e-15)  # the preview
     result = train(cfg)
     history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
