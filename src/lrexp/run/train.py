@@ -219,8 +219,8 @@ def train(
     if threads:
         torch.set_num_threads(threads)
     plan = step_plan(cfg)
-    flat = flat_schedule_warning(bind(cfg), str(cfg.schedule.get("name")))
-    if flat and resume is None:
+    flat = None if resume else flat_schedule_warning(bind(cfg), str(cfg.schedule.get("name")))
+    if flat:  # a fresh run only: a resume goes on with the schedule it started
         print(f"lrexp: warning: {flat}", file=sys.stderr, flush=True)
     pl.seed_everything(int(cfg.seed), verbose=False)
     data = build_datamodule(OmegaConf.to_container(cfg.dataset, resolve=True))  # type: ignore[arg-type]
