@@ -100,6 +100,9 @@ def test_a_metric_for_a_step_driven_scheduler_is_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=r"^schedule\.monitor: CosineAnnealingLR is stepped"):
         planned_curve(make_cfg("schedule=torch", "+schedule.monitor=val/acc"))
+    plateau = (f"schedule._target_={TORCH}.ReduceLROnPlateau", "~schedule.eta_min")
+    with pytest.raises(ConfigError, match=r"^schedule\.monitor: must be a metric lrexp logs"):
+        planned_curve(make_cfg("schedule=torch", *plateau, "+schedule.monitor=val/f1"))
     with pytest.raises(ConfigError, match=r"^schedule\._target_: StepLR: TypeError: "):
         planned_curve(
             make_cfg("schedule=torch", f"schedule._target_={TORCH}.StepLR", "~schedule.eta_min")

@@ -18,12 +18,17 @@ from lrexp.schedules.base import (
 MONITORABLE = ("val/loss", "val/acc", "train/loss", "train/acc")
 
 
-def _check_monitor(monitor: str, mode: str) -> None:
+def check_monitor(monitor: str) -> None:
+    """``schedule.monitor`` must be a metric every run logs (else it would never step)."""
     require(
         monitor in MONITORABLE,
         "monitor",
         f"must be a metric lrexp logs ({', '.join(MONITORABLE)}), got {monitor!r}",
     )
+
+
+def _check_monitor(monitor: str, mode: str) -> None:
+    check_monitor(monitor)
     require(mode in ("min", "max"), "mode", f"must be one of min, max, got {mode!r}")
 
 

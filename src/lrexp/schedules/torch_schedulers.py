@@ -25,6 +25,7 @@ from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from lrexp.errors import ConfigError
 from lrexp.schedules.base import Schedule
+from lrexp.schedules.metric_driven import check_monitor
 
 #: length arguments of torch's and transformers' schedulers that lrexp fills when left null:
 #: the run's scheduler updates after warmup (as ``total: null`` does for lrexp's families)
@@ -127,6 +128,7 @@ class PlateauAdapter(Schedule):
         self, target: Callable[..., Any], params: dict[str, Any], base_lr: float, label: str
     ) -> None:
         self.monitor = str(params.pop("monitor", DEFAULT_MONITOR))
+        check_monitor(self.monitor)
         self.base_lr = base_lr
         self.probe, self.scheduler = build_torch_scheduler(target, params, base_lr, label)
 
