@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from lrexp import callbacks
+from lrexp.run import callbacks
 from lrexp.bench import steps as bench
-from lrexp.config.parts import build_datamodule
 from lrexp.data import TensorDataModule
 from lrexp.tracking.store import TrackedRun
 
@@ -48,15 +47,15 @@ def main() -> None:
     for name in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
             quiet = ["trainer.enable_model_summary=false"]
-            cfg = bench.bench_config(bench.WORKLOADS[name] + quiet, Path(tmp))
-            data = build_datamodule(cfg.dataset)
+            spec = bench.bench_spec(bench.WORKLOADS[name] + quiet, Path(tmp), total)
+            data = spec.parts.data()
             assert isinstance(data, TensorDataModule)
             data.setup("fit")
             uri = f"sqlite:///{tmp}/mlflow.db"
             TrackedRun(uri, "bench", "create-store", {})
             for _ in range(args.repeats):
                 spent[0] = 0.0
-                ms, _ = bench.lrexp_path(cfg, data, total, args.warmup, uri)
+                ms, _ = bench.lrexp_path(spec, data, args.warmup, uri)
                 per_step = spent[0] * 1000 / total
                 print(
                     f"{name}: {ms:.3f} ms/step, hook {per_step:.4f} ms/step ({per_step / ms:.2%})"

@@ -16,8 +16,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from lrexp.compare.store import open_client, select_runs
+from lrexp.config.overrides import compose_configs
 from lrexp.config.planning import planned_curve
-from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import bound_terms
 
 

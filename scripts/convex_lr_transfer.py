@@ -22,8 +22,8 @@ from collections import defaultdict
 import numpy as np
 
 from lrexp.compare.store import open_client, select_runs
+from lrexp.config.overrides import compose_configs
 from lrexp.config.planning import planned_curve
-from lrexp.plot_schedules.curves import compose_configs
 from lrexp.predict.bound import transfer_lr
 
 KEYS = ("schedule.name", "trainer.max_epochs", "dataset.batch_size", "dataset.samples")

@@ -10,7 +10,6 @@ import pytest
 
 from lrexp.bench import cli as bench_cli
 from lrexp.bench import steps as bench
-from lrexp.config.parts import build_datamodule
 from lrexp.data import TensorDataModule
 from lrexp.tracking.store import TrackedRun
 
@@ -20,15 +19,15 @@ def test_lrexp_losses_match_the_plain_loop(workload: str, tmp_path: Path) -> Non
     """Same seed, same batches: lrexp's per-step losses equal the plain loop's to 1e-6, with
     the LR traced to a real MLflow store on the way."""
     steps = 45  # more than one epoch of digits at batch 32
-    cfg = bench.bench_config(bench.WORKLOADS[workload], tmp_path)
-    data = build_datamodule(cfg.dataset)
+    spec = bench.bench_spec(bench.WORKLOADS[workload], tmp_path, steps)
+    data = spec.parts.data()
     assert isinstance(data, TensorDataModule)
     data.setup("fit")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})
 
-    _, plain = bench.plain_loop(cfg, data, steps, warmup=0)
-    _, ours = bench.lrexp_path(cfg, data, steps, warmup=0, tracking_uri=uri)
+    _, plain = bench.plain_loop(spec, data, steps, warmup=0)
+    _, ours = bench.lrexp_path(spec, data, warmup=0, tracking_uri=uri)
 
     assert len(plain) == len(ours) == steps
     assert all(math.isfinite(loss) for loss in plain)

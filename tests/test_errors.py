@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 
 from conftest import CONF, experiment_id, run_cli
 from lrexp.config.preflight import check_overrides
+from lrexp.config.training import train_config
 from lrexp.config.validate import check_devices
 from lrexp.errors import ConfigError
 from lrexp.run.resume import read_checkpoint
-from lrexp.run.train import train
 from lrexp.tracking.store import TrackedRun, TrackingUnavailableError, redact
 
 BAD_OVERRIDES = [
@@ -172,7 +172,7 @@ def test_exception_marks_run_failed_after_flushing(
 ) -> None:
     cfg = make_cfg(f"logger.tracking_uri={tracking_uri}", "trainer.max_epochs=3")
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train(cfg, callbacks=[Crash()])
+        train_config(cfg, callbacks=[Crash()])
     client = MlflowClient(tracking_uri)
     (run,) = client.search_runs([experiment_id(client, "lrexp")])
     assert run.info.status == "FAILED"
@@ -205,7 +205,7 @@ def test_fallback_to_local_store_logs_no_environment_or_credentials(
         "logger.fallback_to_local=true",
         "trainer.max_steps=3",
     )
-    result = train(cfg)
+    result = train_config(cfg)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     run = client.get_run(str(result.run_id))
     assert run.info.status == "FINISHED"

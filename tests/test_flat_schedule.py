@@ -10,8 +10,8 @@ import pytest
 from omegaconf import DictConfig
 
 from lrexp.config.planning import bind
+from lrexp.config.training import train_config
 from lrexp.plan import flat_schedule_warning
-from lrexp.run.train import train
 
 FLAT = (
     "schedule=step keeps the LR at 0.1 for all 80 optimizer steps of this run: its first change "
@@ -48,7 +48,7 @@ def test_flat_schedules_are_named(
 def test_the_run_prints_the_warning_before_training(
     make_cfg: Callable[..., DictConfig], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train(make_cfg("schedule=step", "trainer.max_epochs=2", "logger=none"))
+    train_config(make_cfg("schedule=step", "trainer.max_epochs=2", "logger=none"))
     assert f"lrexp: warning: {FLAT}" in capsys.readouterr().err.splitlines()
-    train(make_cfg("schedule=step", "trainer.max_epochs=6", "logger=none"))
+    train_config(make_cfg("schedule=step", "trainer.max_epochs=6", "logger=none"))
     assert "lrexp: warning:" not in capsys.readouterr().err

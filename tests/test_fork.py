@@ -14,8 +14,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import CONF, run_cli, tmp_overrides
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
-from lrexp.run.train import RunResult, train
+from lrexp.run.train import RunResult
 
 WARMUP = 10
 DETERMINISTIC = ["trainer.deterministic=true", "schedule.warmup.steps=10"]
@@ -62,7 +63,7 @@ def trunk(shared: Path) -> RunResult:
                 *DETERMINISTIC,
             ],
         )
-    return train(cfg)
+    return train_config(cfg)
 
 
 def test_a_trunk_keeps_and_records_its_steps(trunk: RunResult, tracking_uri: str) -> None:
@@ -86,7 +87,7 @@ def test_a_linear_fork_equals_the_wsd_run_bitwise(
 ) -> None:
     length = 30
     common = [f"logger.tracking_uri={tracking_uri}", *DETERMINISTIC]
-    fork = train(
+    fork = train_config(
         make_cfg(
             "fork=cooldown",
             f"fork.from={trunk.run_id}",
@@ -96,7 +97,7 @@ def test_a_linear_fork_equals_the_wsd_run_bitwise(
             *common,
         )
     )
-    wsd = train(
+    wsd = train_config(
         make_cfg(
             "schedule=wsd",
             "schedule.warmup.frac=null",
@@ -159,7 +160,7 @@ def test_bad_forks_are_one_line_before_any_run(
         *overrides,
     )
     with pytest.raises(ConfigError) as raised:
-        train(cfg)
+        train_config(cfg)
     assert str(raised.value).startswith(line.format(trunk=trunk.run_id))
     assert "\n" not in str(raised.value)
     assert run_count(database) == before
@@ -168,7 +169,7 @@ def test_bad_forks_are_one_line_before_any_run(
 def test_a_trunk_that_kept_nothing_is_named(
     make_cfg: Callable[..., DictConfig], tmp_path: Path, tracking_uri: str
 ) -> None:
-    plain = train(
+    plain = train_config(
         make_cfg(
             "trainer.max_steps=5",
             f"logger.tracking_uri={tracking_uri}",
@@ -176,7 +177,7 @@ def test_a_trunk_that_kept_nothing_is_named(
         )
     )
     with pytest.raises(ConfigError, match=f"fork.from: run {plain.run_id} kept no checkpoints"):
-        train(
+        train_config(
             make_cfg(
                 "fork=cooldown", f"fork.from={plain.run_id}", f"logger.tracking_uri={tracking_uri}"
             )

@@ -12,13 +12,19 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, run_cli
+from lrexp.config.training import finder_spec
 from lrexp.config.tune import LRFindSettings, settings
 from lrexp.errors import ConfigError
 from lrexp.lr_find.cli import train_at_auto_lr, train_or_tune, tune
-from lrexp.lr_find.search import find_lr, resolve_auto_lr, smooth, suggest
+from lrexp.lr_find.search import LRFindResult, find_lr, smooth, suggest
 
 #: small and fast: 40 steps of the 40-batch digits epoch, from 1e-4 to 10
 SEARCH = ("tune.num_training=40", "tune.min_lr=1e-4", "tune.max_lr=10.0")
+
+
+def find(cfg: DictConfig) -> LRFindResult:
+    """The LR finder on ``cfg``'s finder spec, as ``lrexp-train`` runs it."""
+    return find_lr(*finder_spec(cfg))
 
 
 def tune_override() -> str:
@@ -81,8 +87,8 @@ def test_lr_find_logs_suggestion_plot_and_csv(
 def test_auto_lr_is_deterministic_and_ignores_lr_and_schedule(
     finder_cfg: Callable[..., DictConfig], make_cfg: Callable[..., DictConfig]
 ) -> None:
-    first = resolve_auto_lr(finder_cfg("optimizer.lr=auto"))
-    again = find_lr(finder_cfg("optimizer.lr=0.5", "schedule=onecycle"))
+    first = find(finder_cfg("optimizer.lr=auto")).suggestion
+    again = find(finder_cfg("optimizer.lr=0.5", "schedule=onecycle"))
     assert math.isfinite(first) and 1e-4 <= first <= 10.0
     assert again.suggestion == first
     assert len(again.lrs) == len(again.losses) == again.steps
@@ -94,7 +100,7 @@ def test_search_with_accumulation_has_one_point_per_optimizer_step(
     finder_cfg: Callable[..., DictConfig],
 ) -> None:
     """The finder counts optimizer steps: 40 of them over 2-batch windows, 40 distinct LRs."""
-    result = find_lr(
+    result = find(
         finder_cfg(
             "trainer.accumulate_grad_batches=2", "tune.max_lr=1.0", "tune.early_stop_threshold=null"
         )
@@ -107,7 +113,7 @@ def test_search_with_accumulation_has_one_point_per_optimizer_step(
 def test_non_finite_loss_ends_the_search(finder_cfg: Callable[..., DictConfig]) -> None:
     """Up to 1e12 in 60 steps (about 4 steps a decade): the first 2 are skipped, not 10, so
     the decades where the loss falls are inside the window the suggestion is picked from."""
-    result = find_lr(
+    result = find(
         finder_cfg(
             "tune.max_lr=1e12",
             "tune.early_stop_threshold=null",

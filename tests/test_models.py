@@ -10,11 +10,11 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from lrexp.config.parts import build_model
+from lrexp.config.training import train_config
 from lrexp.data import DataInfo
 from lrexp.errors import ConfigError
 from lrexp.models import LSTM
-from lrexp.run.train import train
+from lrexp.parts import build_model
 
 MODELS = ("cnn", "lstm", "mlp")  # conf/model/*.yaml
 
@@ -113,7 +113,7 @@ def test_every_model_trains_on_every_offline_dataset(
         f"trainer.max_epochs={epochs}",
         "threads=1",
     )
-    result = train(cfg)
+    result = train_config(cfg)
     metrics = result.metrics
     for key in ("train/loss", "val/loss", "test/loss"):
         assert math.isfinite(metrics[key]), (key, metrics)
@@ -161,7 +161,7 @@ def test_bf16_autocast_and_channels_last_train_the_cnn(make_cfg: Callable[..., D
         "trainer.max_epochs=2",
         "threads=1",
     )
-    result = train(cfg)
+    result = train_config(cfg)
     assert result.global_step == 2 * 40
     assert result.metrics["test/acc"] > 0.8, result.metrics
 
@@ -173,7 +173,7 @@ def test_compiled_model_trains_and_checkpoints_plain_names(
 ) -> None:
     """``compile=true`` compiles in place: same learning, checkpoints loadable uncompiled."""
     cfg = make_cfg("logger=none", "compile=true", "trainer.max_epochs=2", "threads=1")
-    result = train(cfg)
+    result = train_config(cfg)
     assert result.metrics["test/acc"] > 0.8, result.metrics
     state = torch.load(result.output_dir / "checkpoints" / "last.ckpt", weights_only=True)
     names = list(state["state_dict"])
@@ -205,5 +205,5 @@ MNIST1D_PUBLISHED = {"mlp": 0.68, "lstm": 0.91, "cnn": 0.94}
 def test_mnist1d_defaults_reach_the_published_accuracy(
     make_cfg: Callable[..., DictConfig], name: str
 ) -> None:
-    result = train(make_cfg("dataset=mnist1d", f"model={name}", "logger=none"))
+    result = train_config(make_cfg("dataset=mnist1d", f"model={name}", "logger=none"))
     assert result.metrics["test/acc"] >= MNIST1D_PUBLISHED[name]

@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import run_cli, tmp_overrides
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError, DataUnavailableError
-from lrexp.run.train import train
 
 
 def run_count(database: Path) -> int:
@@ -54,7 +54,7 @@ def test_unloadable_dataset_fails_before_a_run_is_opened(
     make_cfg: Callable[..., DictConfig], tmp_path: Path, tracking_uri: str
 ) -> None:
     with pytest.raises(DataUnavailableError, match="mnist"):
-        train(make_cfg("dataset=mnist", f"logger.tracking_uri={tracking_uri}"))
+        train_config(make_cfg("dataset=mnist", f"logger.tracking_uri={tracking_uri}"))
     assert run_count(tmp_path / "mlruns" / "mlflow.db") == 0
 
 
@@ -64,11 +64,11 @@ def test_unusable_store_is_one_line_naming_the_key(
     not_a_database = tmp_path / "notes.db"
     not_a_database.write_text("not sqlite\n")
     with pytest.raises(ConfigError, match=r"^logger\.tracking_uri: .*notes\.db is not a SQLite"):
-        train(make_cfg(f"logger.tracking_uri=sqlite:///{not_a_database}"))
+        train_config(make_cfg(f"logger.tracking_uri=sqlite:///{not_a_database}"))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
     with pytest.raises(ConfigError, match=r"^logger\.tracking_uri: .*a_file is not a directory"):
-        train(make_cfg(f"logger.tracking_uri=sqlite:///{a_file}/sub/mlflow.db"))
+        train_config(make_cfg(f"logger.tracking_uri=sqlite:///{a_file}/sub/mlflow.db"))
 
 
 def test_uncreatable_store_through_the_cli(tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ def test_a_run_is_validated_once_at_its_end(
     overrides: list[str],
     steps: list[int],
 ) -> None:
-    result = train(make_cfg(f"logger.tracking_uri={tracking_uri}", *overrides))
+    result = train_config(make_cfg(f"logger.tracking_uri={tracking_uri}", *overrides))
     assert val_steps(tracking_uri, result.run_id) == steps
     assert "val/acc" in result.metrics  # the sweepers' objective
     best = sorted((result.output_dir / "checkpoints").glob("best-step*.ckpt"))

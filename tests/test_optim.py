@@ -12,9 +12,9 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn.utils import parameters_to_vector
 
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
 from lrexp.optim import build_optimizer, scaled_lr
-from lrexp.run.train import train
 
 
 def test_weight_decay_spares_biases_and_norm_weights() -> None:
@@ -41,7 +41,7 @@ def test_weight_decay_spares_biases_and_norm_weights() -> None:
 def test_groups_are_logged_as_lr_slash_group(
     make_cfg: Callable[..., DictConfig], tracking_uri: str
 ) -> None:
-    result = train(
+    result = train_config(
         make_cfg(f"logger.tracking_uri={tracking_uri}", "optimizer=adamw", "trainer.max_steps=12")
     )
     client = MlflowClient(tracking_uri)
@@ -54,7 +54,7 @@ def test_groups_are_logged_as_lr_slash_group(
 def test_schedule_free_trains_evaluates_on_averaged_weights_and_logs_its_lr(
     make_cfg: Callable[..., DictConfig], tracking_uri: str
 ) -> None:
-    result = train(
+    result = train_config(
         make_cfg(
             f"logger.tracking_uri={tracking_uri}",
             "optimizer=sf_adamw",
@@ -82,7 +82,7 @@ def test_group_lr_scale_by_name_pattern(
     assert groups[r"^2\."]["lr"] == 1.0 and groups["all"]["lr"] == 0.1
     assert len(groups[r"^2\."]["params"]) == 2
 
-    result = train(
+    result = train_config(
         make_cfg(
             f"logger.tracking_uri={tracking_uri}",
             "+optimizer.group_lr_scale={net.5: 0.5}",  # the MLP head
@@ -103,7 +103,7 @@ def test_scale_lr_rules(make_cfg: Callable[..., DictConfig], tracking_uri: str) 
     assert scaled_lr(0.1, "none", 128, 32) == 0.1
     with pytest.raises(ConfigError, match=r"optimizer\.scale_lr"):
         scaled_lr(0.1, "cubic", 128, 32)
-    result = train(
+    result = train_config(
         make_cfg(
             f"logger.tracking_uri={tracking_uri}",
             "optimizer.scale_lr=linear",
@@ -129,7 +129,7 @@ class Weights(pl.Callback):
 
 def fit_weights(cfg: DictConfig) -> Weights:
     weights = Weights()
-    train(cfg, callbacks=[weights])
+    train_config(cfg, callbacks=[weights])
     return weights
 
 

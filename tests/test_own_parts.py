@@ -24,8 +24,8 @@ from omegaconf import DictConfig
 
 from conftest import ROOT, experiment_id, run_cli
 from lrexp.compare import compare
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
-from lrexp.run.train import train
 
 EXAMPLE = ROOT / "examples" / "lrexp-example"
 SEARCH = "hydra.searchpath=[pkg://lrexp_example.conf]"
@@ -202,15 +202,15 @@ def test_example_resumes_mid_epoch_exactly(
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     base = [*PARTS, f"logger.tracking_uri={uri}", "trainer.max_epochs=3", *QUIET]
-    whole = train(make_cfg(*base, f"paths.output_dir={tmp_path}/whole"))
+    whole = train_config(make_cfg(*base, f"paths.output_dir={tmp_path}/whole"))
     cut = make_cfg(*base, f"paths.output_dir={tmp_path}/cut")
     with pytest.raises(SystemExit):  # Lightning turns the interrupt into an exit
-        train(cut, callbacks=[InterruptAt()])
+        train_config(cut, callbacks=[InterruptAt()])
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     state = torch.load(last, map_location="cpu", weights_only=True)
     assert state["global_step"] == 55
-    resumed = train(make_cfg(*base, f"paths.output_dir={tmp_path}/cut", f"ckpt_path={last}"))
+    resumed = train_config(make_cfg(*base, f"paths.output_dir={tmp_path}/cut", f"ckpt_path={last}"))
     assert resumed.global_step == whole.global_step == 3 * STEPS_PER_EPOCH
     for key in ("test/loss", "test/acc", "val/loss"):
         assert resumed.metrics[key] == whole.metrics[key], key
@@ -277,11 +277,11 @@ def test_a_data_module_that_cannot_resume_mid_epoch_is_refused(
     plain = [f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]", "dataset=plain"]
     cfg = make_cfg(*plain, "logger=none", "trainer.max_epochs=2")
     with pytest.raises(SystemExit):
-        train(cfg, callbacks=[InterruptAt()])
+        train_config(cfg, callbacks=[InterruptAt()])
     signal.signal(signal.SIGINT, signal.default_int_handler)
     last = tmp_path / "out" / "checkpoints" / "last.ckpt"
     with pytest.raises(ConfigError) as caught:
-        train(make_cfg(*plain, "logger=none", "trainer.max_epochs=2", f"ckpt_path={last}"))
+        train_config(make_cfg(*plain, "logger=none", "trainer.max_epochs=2", f"ckpt_path={last}"))
     message = str(caught.value)
     assert message.startswith("ckpt_path: ") and "written mid-epoch (batch 5 of 13)" in message
     assert "PlainDataModule cannot restore its position" in message and "\n" not in message
@@ -386,7 +386,7 @@ def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
         f"logger.tracking_uri={tracking_uri}",
         *QUIET,
     ]
-    result = train(make_cfg(*overrides))
+    result = train_config(make_cfg(*overrides))
     note = (
         "lrexp: note: TrainValDataModule has no test_dataloader(), so the run ends after "
         "training and its last validation (no test/* metrics)"
@@ -400,7 +400,7 @@ def test_a_data_module_without_a_test_split_finishes_with_its_val_metrics(
     assert run.data.metrics["val/acc"] == pytest.approx(result.metrics["val/acc"])
     assert not any(key.startswith("test/") for key in run.data.metrics)
     # compared, such runs are judged on their best val/acc (there is no test/acc to default to)
-    train(make_cfg(*overrides, "schedule=constant"))
+    train_config(make_cfg(*overrides, "schedule=constant"))
     out = compare(tracking_uri, experiment="lrexp", out_dir=tmp_path / "cmp")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["metric"] == "best_val_acc" and len(summary["configurations"]) == 2
@@ -420,16 +420,16 @@ def test_a_data_module_without_num_classes_takes_the_models_output(
         f"logger.tracking_uri={tracking_uri}",
         *QUIET,
     ]
-    result = train(make_cfg(*uncounted, "+model.num_classes=2"))
+    result = train_config(make_cfg(*uncounted, "+model.num_classes=2"))
     assert 0.5 < result.metrics["test/acc"] <= 1
     run = only_run(MlflowClient(tracking_uri))
     assert run.data.tags["num_outputs_from"] == "model"
     with pytest.raises(ConfigError) as caught:  # labels 0..2, but 2 outputs
-        train(make_cfg(*uncounted, "+model.num_classes=2", "dataset.classes=3"))
+        train_config(make_cfg(*uncounted, "+model.num_classes=2", "dataset.classes=3"))
     assert str(caught.value).startswith(
         "dataset: has no num_classes, and the model's 2 outputs do not fit the labels of its "
         "first training batch (torch.int64, 0..2)"
     )
     with pytest.raises(ConfigError) as caught:  # the model has no size to be given
-        train(make_cfg(*uncounted))
+        train_config(make_cfg(*uncounted))
     assert str(caught.value).startswith("model.num_classes: ")

@@ -13,10 +13,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT
-from lrexp.config.parts import build_model
+from lrexp.config.training import train_config
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.digests import weights_digest
-from lrexp.run.train import train
+from lrexp.parts import build_model
 from lrexp.tags import ORDER_UNKNOWN_TAG
 
 ARMS = {
@@ -32,7 +32,7 @@ def pairing_tags(
     make_cfg: Callable[..., DictConfig], tmp_path: Path, name: str, *overrides: str
 ) -> dict[str, str]:
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    result = train(
+    result = train_config(
         make_cfg(
             f"logger.tracking_uri={uri}",
             f"paths.output_dir={tmp_path}/{name}",
@@ -94,7 +94,7 @@ def test_runs_whose_data_gives_no_order_are_unpaired_with_one_line(
 
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
     plain = [f"hydra.searchpath=[file://{ROOT / 'tests' / 'conf'}]", "dataset=plain"]
-    result = train(make_cfg(*plain, f"logger.tracking_uri={uri}", "trainer.max_steps=2"))
+    result = train_config(make_cfg(*plain, f"logger.tracking_uri={uri}", "trainer.max_steps=2"))
     tags = MlflowClient(uri).get_run(str(result.run_id)).data.tags
     assert "order_digest" not in tags and "init_digest" in tags
     assert tags[ORDER_UNKNOWN_TAG] == "PlainDataModule has no order_digest()"

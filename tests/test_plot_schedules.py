@@ -13,7 +13,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from conftest import CONF, ROOT
-from lrexp.config.planning import planned_curve, planned_momentum, planned_steps, step_plan
+from lrexp.config.planning import planned_curve, planned_momentum, planned_steps
 from lrexp.errors import ConfigError
 from lrexp.plan import StepPlan, scheduler_positions
 from lrexp.plot_schedules import main
@@ -46,9 +46,9 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
     import pytorch_lightning as pl
     from torch.optim import Optimizer
 
-    from lrexp.config.parts import build_datamodule, build_model, build_task
+    from lrexp.config.training import train_spec
     from lrexp.data import describe
-    from lrexp.run.train import lightning_module, split_trainer
+    from lrexp.run.train import lightning_module
 
     class Record(pl.Callback):
         def __init__(self) -> None:
@@ -66,15 +66,14 @@ def real_run(cfg: DictConfig, tmp_path: Path) -> tuple[float, list[float], list[
             self.lrs.append(float(group["lr"]))
             self.momenta.append(group.get("momentum"))
 
+    spec = train_spec(cfg)
     pl.seed_everything(0, verbose=False)
-    data = build_datamodule(cfg.dataset)
-    info = describe(data, load=True)
-    trainer_kwargs, _ = split_trainer(cfg.trainer)
-    task = build_task(cfg.task, info, "data")
-    module = lightning_module(cfg, build_model(cfg.model, info), task, step_plan(cfg))
+    data = spec.parts.data()
+    net, _, task = spec.parts.build(describe(data, load=True), data)
+    module = lightning_module(spec, net, task)
     record = Record()
     trainer = pl.Trainer(
-        **trainer_kwargs,
+        **spec.trainer,
         logger=False,
         callbacks=[record],
         enable_checkpointing=False,

@@ -13,8 +13,8 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import DictConfig
 
+from lrexp.config.training import train_config
 from lrexp.predict.cli import main
-from lrexp.run.train import train
 
 STUDY = ["experiment=powerlaw_study", "hydra.mode=RUN", "dataset.steps=300"]
 STUDY += ["trainer.val_check_interval=30", "logger.system_metrics=false"]
@@ -37,7 +37,7 @@ def test_check_fit_predict_optimize_on_a_real_sweep(
     for name in SCHEDULES:
         for seed in (0, 1):
             overrides = [*STUDY, f"schedule={name}", f"seed={seed}"]
-            result = train(make_cfg(*overrides, f"logger.tracking_uri={tracking_uri}"))
+            result = train_config(make_cfg(*overrides, f"logger.tracking_uri={tracking_uri}"))
             measured[name].append(final_val_loss(client, str(result.run_id)))
     select = ["--tracking-uri", tracking_uri, "--experiment", "powerlaw_study"]
     select += ["--loss", "val/loss", "--laws", "tissue"]

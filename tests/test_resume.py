@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import ROOT, experiment_id, history_file_of
-from lrexp.run.train import train
+from lrexp.config.training import train_config
 
 STEPS_PER_EPOCH = 40  # digits: 1257 training examples in batches of 32
 
@@ -67,13 +67,13 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
         "trainer.deterministic=true",
         f"logger.tracking_uri={tracking_uri}",
     ]
-    reference = train(make_cfg(*common, f"paths.output_dir={tmp_path}/reference"))
+    reference = train_config(make_cfg(*common, f"paths.output_dir={tmp_path}/reference"))
 
     resumed_dir = tmp_path / "resumed"
     cfg = make_cfg(*common, f"paths.output_dir={resumed_dir}")
     stop = 57 if "accumulate" not in case else 23  # mid-epoch in both cases
     with pytest.raises(SystemExit):
-        train(cfg, callbacks=[InterruptAt(stop)])
+        train_config(cfg, callbacks=[InterruptAt(stop)])
     signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after
     last = resumed_dir / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
@@ -86,7 +86,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     token, stored = history_file_of(client, killed.info.run_id, tmp_path / "file-killed")
     assert stored["lr"] == lr_trace(client, killed.info.run_id)
 
-    result = train(make_cfg(*common, f"paths.output_dir={resumed_dir}", f"ckpt_path={last}"))
+    result = train_config(make_cfg(*common, f"paths.output_dir={resumed_dir}", f"ckpt_path={last}"))
     assert result.run_id == killed.info.run_id, "resuming must continue the same MLflow run"
     run_id = killed.info.run_id
     assert client.get_run(run_id).info.status == "FINISHED"

@@ -11,9 +11,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from lrexp.config.planning import planned_curve
+from lrexp.config.resuming import plan_resume, record_plan
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
-from lrexp.run.resume import plan_resume, record_plan
-from lrexp.run.train import train
 
 CASES = [
     # (schedule overrides, first length, second length, refused)
@@ -110,15 +110,15 @@ def test_resume_auto_with_a_longer_cosine(
     """The issue's commands: 2 epochs of cosine, then 4 with resume=auto: refused before the
     run is touched; with resume_mode=extend the run continues at the final LR, tagged."""
     common = ("schedule=cosine", f"logger.tracking_uri={tracking_uri}", "resume=auto")
-    first = train(make_cfg(*common, "trainer.max_epochs=2"))
+    first = train_config(make_cfg(*common, "trainer.max_epochs=2"))
     with pytest.raises(
         ConfigError, match=r"^trainer\.max_epochs: resuming with trainer\.max_epochs 2 -> 4"
     ):
-        train(make_cfg(*common, "trainer.max_epochs=4"))
+        train_config(make_cfg(*common, "trainer.max_epochs=4"))
     client = MlflowClient(tracking_uri)
     assert client.get_run(str(first.run_id)).info.status == "FINISHED"  # untouched
 
-    extended = train(make_cfg(*common, "trainer.max_epochs=4", "resume_mode=extend"))
+    extended = train_config(make_cfg(*common, "trainer.max_epochs=4", "resume_mode=extend"))
     assert extended.run_id == first.run_id and extended.global_step == 160
     run = client.get_run(str(first.run_id))
     assert run.data.tags["extended_from"] == "80" and run.info.status == "FINISHED"

@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 from plain_parts import plain_loop_lrs
 from torch.utils.data import DataLoader, TensorDataset
 
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
-from lrexp.run.train import train
 from lrexp.schedules import make_schedule, make_scheduler
 
 
@@ -57,7 +57,7 @@ def test_plain_loop_lr_equals_the_lrexp_runs_trace(
         "logger.system_metrics=false",
         *overrides,
     )
-    result = train(cfg)
+    result = train_config(cfg)
     history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
     trace = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert len(trace) == 80

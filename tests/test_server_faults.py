@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import history_file_of
-from lrexp.run.train import train
+from lrexp.config.training import train_config
 from lrexp.tracking.localserver import MlflowServer
 from lrexp.tracking.spill import SpillFile
 
@@ -121,7 +121,7 @@ def test_server_away_20s_mid_run_loses_nothing(
     )
     outage = Outage(server, kill_at=45, back_after=20, hold_at=epochs * STEPS_PER_EPOCH - 10)
     start = time.monotonic()
-    result = train(cfg, callbacks=[outage])
+    result = train_config(cfg, callbacks=[outage])
     stderr = capfd.readouterr().err
     total = epochs * STEPS_PER_EPOCH
     assert result.global_step == total
@@ -166,7 +166,7 @@ def test_server_never_back_then_lrexp_sync_twice(
     epochs = 3
     cfg = server_cfg(make_cfg, server, f"trainer.max_epochs={epochs}", "logger.retry_seconds=2")
     outage = Outage(server, kill_at=45, back_after=None, hold_at=-1)
-    result = train(cfg, callbacks=[outage])
+    result = train_config(cfg, callbacks=[outage])
     stderr = capfd.readouterr().err
     total = epochs * STEPS_PER_EPOCH
     output_dir = Path(cfg.paths.output_dir)
@@ -213,7 +213,7 @@ def test_sweep_parent_with_the_server_away_at_the_end_is_one_line(
     from hydra.core.global_hydra import GlobalHydra
 
     from conftest import CONF, tmp_overrides
-    from lrexp.sweep import SweepTracker
+    from lrexp.cli import SweepTracker
 
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)  # TrackedRun sets them; unset again after

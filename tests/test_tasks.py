@@ -18,8 +18,8 @@ from omegaconf import DictConfig
 
 from conftest import run_cli
 from lrexp.compare import main as compare_main
+from lrexp.config.training import train_config
 from lrexp.data.regression import ConvexRegression, SeedLinearRegression
-from lrexp.run.train import train
 from lrexp.tags import MODES_TAG, OBJECTIVE_TAG, TEST_METRIC_TAG
 from lrexp.tasks import Regression
 
@@ -34,7 +34,7 @@ def test_the_seeds_linear_regression_is_exact_gradient_descent(
     cfg = make_cfg(
         "experiment=seed_linear_regression", f"logger.tracking_uri={tracking_uri}", *QUIET
     )
-    result = train(cfg)
+    result = train_config(cfg)
     assert result.global_step == 100 and result.objective == "val/mse"
     data = SeedLinearRegression()
     data.setup()
@@ -73,7 +73,9 @@ def test_the_seeds_linear_regression_is_exact_gradient_descent(
 def test_a_large_enough_lr_reaches_the_least_squares_fit(
     make_cfg: Callable[..., DictConfig],
 ) -> None:
-    result = train(make_cfg("experiment=seed_linear_regression", "optimizer.lr=0.3", "logger=none"))
+    result = train_config(
+        make_cfg("experiment=seed_linear_regression", "optimizer.lr=0.3", "logger=none")
+    )
     data = SeedLinearRegression()
     data.setup()
     assert data.optimum is not None
@@ -220,12 +222,12 @@ def test_a_regression_run_resumes_mid_epoch_exactly(
 
     base = ["task=regression", "dataset=convex", "model=linear", "trainer.max_epochs=3"]
     base += [f"logger.tracking_uri={tracking_uri}", *QUIET]
-    whole = train(make_cfg(*base, f"paths.output_dir={tmp_path}/whole"))
+    whole = train_config(make_cfg(*base, f"paths.output_dir={tmp_path}/whole"))
     with pytest.raises(SystemExit):
-        train(make_cfg(*base, f"paths.output_dir={tmp_path}/cut"), callbacks=[InterruptAt()])
+        train_config(make_cfg(*base, f"paths.output_dir={tmp_path}/cut"), callbacks=[InterruptAt()])
     signal.signal(signal.SIGINT, signal.default_int_handler)
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
-    resumed = train(make_cfg(*base, f"paths.output_dir={tmp_path}/cut", f"ckpt_path={last}"))
+    resumed = train_config(make_cfg(*base, f"paths.output_dir={tmp_path}/cut", f"ckpt_path={last}"))
     assert resumed.metrics["test/mse"] == whole.metrics["test/mse"]
     client = MlflowClient(tracking_uri)
 

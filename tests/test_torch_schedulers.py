@@ -15,8 +15,8 @@ from omegaconf import DictConfig
 from plain_parts import plain_loop_lrs, warmup_then_linear
 
 from lrexp.config.planning import planned_curve
+from lrexp.config.training import train_config
 from lrexp.errors import ConfigError
-from lrexp.run.train import train
 
 STEPS = 80  # digits at batch 32, 2 epochs
 LR = 0.1  # conf/optimizer/sgd.yaml
@@ -62,7 +62,7 @@ def test_every_steps_lr_equals_the_plain_loops(
     )
     expected = plain_loop_lrs(STEPS, LR, make)
     assert planned_curve(cfg) == pytest.approx(expected, rel=1e-12, abs=1e-15)  # the preview
-    result = train(cfg)
+    result = train_config(cfg)
     history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
     trace = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(STEPS))
@@ -89,7 +89,7 @@ def test_reduce_on_plateau_follows_the_runs_metric(
         f"logger.tracking_uri={tracking_uri}",
         "logger.system_metrics=false",
     )
-    result = train(cfg)
+    result = train_config(cfg)
     history = MlflowClient(tracking_uri).get_metric_history(str(result.run_id), "lr")
     trace = [m.value for m in sorted(history, key=lambda m: m.step)]
     assert trace == pytest.approx([LR] * 80 + [LR / 2] * 40)

@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from conftest import CONF
-from lrexp.config.parts import build_datamodule, build_model, data_info
-from lrexp.config.planning import step_plan
+from lrexp.config.parts import data_info
 from lrexp.config.preflight import check_overrides
+from lrexp.config.training import train_spec
 from lrexp.config.validate import validate
 from lrexp.errors import ConfigError
 from lrexp.run.callbacks import TRAIN_LOSS_WINDOW_KEY, TrainLossTrace
@@ -65,17 +65,18 @@ def test_window_means_reach_the_store(
         f"logger.train_loss_every={every}",
         "+trainer.limit_val_batches=0",
     )
-    data = build_datamodule(cfg.dataset)
+    spec = train_spec(cfg)
+    data = spec.parts.data()
     data.setup("fit")
-    plan = step_plan(cfg)
+    plan = spec.plan
     info = data_info(cfg.dataset)
     assert info.num_outputs is not None  # digits says its classes
     task = Classification(info.num_outputs)
-    module = lightning_module(cfg, build_model(cfg.model, info), task, plan)
+    module = lightning_module(spec, spec.parts.build(info, data)[0], task)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run = TrackedRun(uri, "window", "run", {})
     logger = BufferedMlflowLogger(run)
-    trainer, _ = build_trainer(cfg, tmp_path / "out", logger, plan, task)
+    trainer, _ = build_trainer(spec, logger, task)
     batches = Batches()
     trainer.callbacks.append(batches)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=data)
@@ -95,9 +96,7 @@ def test_off_logs_nothing_and_bad_values_are_one_line(
     make_cfg: Callable[..., DictConfig],
 ) -> None:
     cfg = make_cfg("logger.train_loss_every=null")
-    validate(cfg)
-    plan = step_plan(cfg)
-    trainer, _ = build_trainer(cfg, Path(cfg.paths.output_dir), None, plan, Classification(10))
+    trainer, _ = build_trainer(train_spec(cfg), None, Classification(10))
     assert not any(isinstance(c, TrainLossTrace) for c in trainer.callbacks)  # type: ignore[attr-defined]
     with pytest.raises(ConfigError) as caught:
         validate(make_cfg("logger.train_loss_every=0"))

@@ -18,14 +18,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from lrexp.config.compose import config_dir
-from lrexp.config.parts import build_datamodule, build_model
-from lrexp.config.planning import step_plan
+from lrexp.config.training import train_spec
 from lrexp.data import DataInfo, TensorDataModule
 from lrexp.optim import build_optimizer
+from lrexp.run.spec import TrainSpec
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tasks import Classification
@@ -39,11 +38,17 @@ WORKLOADS = {
 }
 
 
-def bench_config(overrides: list[str], root: Path) -> DictConfig:
-    """The training config of a workload, with every path under ``root``."""
+def bench_spec(overrides: list[str], root: Path, steps: int) -> TrainSpec:
+    """The training run of a workload for ``steps`` optimizer steps without validation, with
+    every path under ``root``."""
     paths = [f"paths.root_dir={root}", f"paths.output_dir={root}/out", f"paths.data_dir={root}"]
+    length = [
+        f"trainer.max_steps={steps}",
+        "trainer.max_epochs=-1",
+        "++trainer.limit_val_batches=0",
+    ]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("config", overrides=paths + overrides)
+        return train_spec(compose("config", overrides=paths + overrides + length))
 
 
 class StepClock(pl.Callback):
@@ -82,40 +87,41 @@ def epoch_batches(data: TensorDataModule, steps: int) -> Iterator[tuple[Tensor, 
         epoch += 1
 
 
-def bench_device(cfg: DictConfig) -> torch.device:
+def bench_device(spec: TrainSpec) -> torch.device:
     """The device ``trainer.accelerator`` names (``gpu``/``cuda``: the first GPU)."""
-    return torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+    return torch.device("cuda" if spec.trainer.get("accelerator") in ("gpu", "cuda") else "cpu")
 
 
-def fresh_model(cfg: DictConfig, data: TensorDataModule) -> nn.Module:
+def fresh_model(spec: TrainSpec, data: TensorDataModule) -> nn.Module:
     """The workload's model with the seed's initial weights, on the bench device, compiled
     when ``compile=true`` (as lrexp's training path does)."""
-    torch.manual_seed(int(cfg.seed))
+    torch.manual_seed(spec.seed)
     info = DataInfo(data.input_shape, data.num_classes, len(data.train_dataloader()))
-    model = build_model(cfg.model, info).to(bench_device(cfg))
-    if cfg.get("compile"):
+    model = spec.parts.build(info, data)[0].to(bench_device(spec))
+    if spec.compile:
         model.compile()
     return model
 
 
-def autocast(cfg: DictConfig) -> torch.autocast:
+def autocast(spec: TrainSpec) -> torch.autocast:
     """bf16 autocast when ``trainer.precision`` asks for it, as Lightning's precision plugin."""
-    enabled = str(cfg.trainer.precision) == "bf16-mixed"
-    return torch.autocast(bench_device(cfg).type, dtype=torch.bfloat16, enabled=enabled)
+    enabled = str(spec.trainer.get("precision")) == "bf16-mixed"
+    return torch.autocast(bench_device(spec).type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def workload_schedule(spec: TrainSpec, steps: int, steps_per_epoch: int) -> Any:
+    """The workload's schedule for a plain loop of ``steps`` optimizer steps."""
+    lr = float(spec.optimizer["lr"])
+    return build_schedule(spec.schedule, steps, lr, steps_per_epoch)
 
 
 def plain_loop(
-    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int
+    spec: TrainSpec, data: TensorDataModule, steps: int, warmup: int
 ) -> tuple[float, list[float]]:
     """(a) A plain loop: forward, backward, optimizer step, scheduler step; no logging."""
-    model = fresh_model(cfg, data)
-    optimizer = build_optimizer(model, OmegaConf.to_container(cfg.optimizer, resolve=True))  # type: ignore[arg-type]
-    schedule = build_schedule(
-        OmegaConf.to_container(cfg.schedule, resolve=True),  # type: ignore[arg-type]
-        steps,
-        float(cfg.optimizer.lr),
-        len(data.train_dataloader()),
-    )
+    model = fresh_model(spec, data)
+    optimizer = build_optimizer(model, spec.optimizer)
+    schedule = workload_schedule(spec, steps, len(data.train_dataloader()))
     scheduler = ScheduledLR(optimizer, schedule)
     losses: list[float] = []
     start = 0.0
@@ -123,7 +129,7 @@ def plain_loop(
     for index, (x, y) in enumerate(epoch_batches(data, steps)):
         if index == warmup:
             start = time.perf_counter()
-        with autocast(cfg):
+        with autocast(spec):
             loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad()
         loss.backward()
@@ -134,21 +140,17 @@ def plain_loop(
 
 
 def lrexp_path(
-    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str | None
+    spec: TrainSpec, data: TensorDataModule, warmup: int, tracking_uri: str | None
 ) -> tuple[float, list[float]]:
     """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
     from lrexp.run.train import build_trainer, lightning_module
 
-    trainer_cfg = cfg.copy()
-    OmegaConf.set_struct(trainer_cfg, False)
-    trainer_cfg.trainer.update({"max_steps": steps, "max_epochs": -1, "limit_val_batches": 0})
-    plan = step_plan(trainer_cfg)
-    model = fresh_model(cfg, data)
-    module = lightning_module(cfg, model, Classification(data.num_classes), plan)
+    steps = spec.plan.total
+    module = lightning_module(spec, fresh_model(spec, data), Classification(data.num_classes))
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
-    trainer, _ = build_trainer(trainer_cfg, Path(cfg.paths.output_dir), logger, plan, module.task)
+    trainer, _ = build_trainer(spec, logger, module.task)
     clock = StepClock(warmup)
     trainer.callbacks.append(clock)  # type: ignore[attr-defined]
     trainer.fit(module, datamodule=data)
@@ -160,10 +162,10 @@ def lrexp_path(
 class StockModule(pl.LightningModule):
     """What a Lightning template does: ``self.log`` of loss and accuracy at every step."""
 
-    def __init__(self, net: nn.Module, cfg: DictConfig, steps: int, steps_per_epoch: int) -> None:
+    def __init__(self, net: nn.Module, spec: TrainSpec, steps: int, steps_per_epoch: int) -> None:
         super().__init__()
         self.net = net
-        self.cfg = cfg
+        self.spec = spec
         self.steps = steps
         self.steps_per_epoch = steps_per_epoch
 
@@ -176,14 +178,8 @@ class StockModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        settings = OmegaConf.to_container(self.cfg.optimizer, resolve=True)
-        optimizer = build_optimizer(self.net, settings)  # type: ignore[arg-type]
-        lr_lambda = build_schedule(
-            OmegaConf.to_container(self.cfg.schedule, resolve=True),  # type: ignore[arg-type]
-            self.steps,
-            float(self.cfg.optimizer.lr),
-            self.steps_per_epoch,
-        ).lr_at
+        optimizer = build_optimizer(self.net, self.spec.optimizer)
+        lr_lambda = workload_schedule(self.spec, self.steps, self.steps_per_epoch).lr_at
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
         return {
             "optimizer": optimizer,
@@ -192,7 +188,7 @@ class StockModule(pl.LightningModule):
 
 
 def stock_lightning(
-    cfg: DictConfig, data: TensorDataModule, steps: int, warmup: int, tracking_uri: str
+    spec: TrainSpec, data: TensorDataModule, warmup: int, tracking_uri: str
 ) -> float:
     """(c) Lightning + MLFlowLogger + LearningRateMonitor + DataLoader + default progress bar."""
     from pytorch_lightning.callbacks import LearningRateMonitor
@@ -216,23 +212,24 @@ def stock_lightning(
 
     loader = DataLoader(
         TensorDataset(x.cpu(), y.cpu()),
-        batch_size=int(cfg.dataset.batch_size),
+        batch_size=data.spec.batch_size,
         sampler=SameOrder(),
     )
+    steps = spec.plan.total
     clock = StepClock(warmup)
     trainer = pl.Trainer(
-        accelerator=str(cfg.trainer.accelerator),
+        accelerator=str(spec.trainer.get("accelerator")),
         devices=1,
-        precision=cfg.trainer.precision,
+        precision=spec.trainer.get("precision"),
         max_steps=steps,
         logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
         callbacks=[LearningRateMonitor(logging_interval="step"), clock],
         log_every_n_steps=1,
         enable_checkpointing=False,
-        default_root_dir=str(Path(cfg.paths.output_dir) / "stock"),
+        default_root_dir=str(spec.output_dir / "stock"),
     )
     trainer.fit(
-        StockModule(fresh_model(cfg, data), cfg, steps, len(loader)), train_dataloaders=loader
+        StockModule(fresh_model(spec, data), spec, steps, len(loader)), train_dataloaders=loader
     )
     return clock.ms_per_step(steps - warmup)
 
@@ -252,23 +249,23 @@ def measure(
 ) -> Row:
     """Median ms/step of each setup over ``repeats`` interleaved rounds."""
     quiet = ["trainer.enable_model_summary=false"]
-    cfg = bench_config(WORKLOADS[name] + quiet + overrides, root)
-    data = build_datamodule(cfg.dataset)
+    spec = bench_spec(WORKLOADS[name] + quiet + overrides, root, steps)
+    data = spec.parts.data()
     if not isinstance(data, TensorDataModule):
         raise SystemExit("bench: the workloads time lrexp's tensor data module")
     data.setup("fit")
-    data.device = bench_device(cfg)  # the plain loop's batches, on the device lrexp trains on
+    data.device = bench_device(spec)  # the plain loop's batches, on the device lrexp trains on
     uri = f"sqlite:///{root}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})
-    coarse = bench_config(
-        WORKLOADS[name] + quiet + overrides + ["logger.train_loss_every=null"], root
+    coarse = bench_spec(
+        WORKLOADS[name] + quiet + overrides + ["logger.train_loss_every=null"], root, steps
     )
     setups: dict[str, Callable[[], float]] = {
-        "plain": lambda: plain_loop(cfg, data, steps, warmup)[0],
-        "lrexp": lambda: lrexp_path(cfg, data, steps, warmup, uri)[0],
-        "lrexp_nolog": lambda: lrexp_path(cfg, data, steps, warmup, None)[0],
-        "lrexp_noloss": lambda: lrexp_path(coarse, data, steps, warmup, uri)[0],
-        "stock": lambda: stock_lightning(cfg, data, steps, warmup, uri),
+        "plain": lambda: plain_loop(spec, data, steps, warmup)[0],
+        "lrexp": lambda: lrexp_path(spec, data, warmup, uri)[0],
+        "lrexp_nolog": lambda: lrexp_path(spec, data, warmup, None)[0],
+        "lrexp_noloss": lambda: lrexp_path(coarse, data, warmup, uri)[0],
+        "stock": lambda: stock_lightning(spec, data, warmup, uri),
     }
     # Rounds of every setup in turn, so that a slow spell of a shared CPU hits all setups alike.
     samples: dict[str, list[float]] = {key: [] for key in setups}

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 PARENT_TAG = "mlflow.parentRunId"
-SWEEP_TAG = "sweep"  # lrexp.sweep tags its parent runs sweep=parent
+SWEEP_TAG = "sweep"  # lrexp.cli.SweepTracker tags its parent runs sweep=parent
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -1,46 +1,27 @@
-"""The parts of a run built from their ``_target_`` nodes: model, data module, optimizer class.
+"""The parts of a run as the composed config names them: labels, plain nodes, and what the
+planner needs of the data.
 
-lrexp's own parts and a user's come the same way: ``conf/model/mlp.yaml`` names
-``lrexp.models.MLP`` as ``mypkg/conf/model/net.yaml`` names ``mypkg.Net``. The rules:
-
-* every key but Hydra's (``_target_``, ``_partial_``, ...) is a constructor argument, except
-  ``name``: lrexp's label for the part (run names, tags), passed on only to a constructor
-  that takes a ``name`` argument (the tensor data module takes its source that way);
-* lrexp offers what it knows of the data to the model by keyword: ``input_shape`` (one
-  example's shape), and ``num_outputs`` (classes or real-valued outputs; also offered as
-  ``num_classes``), each given when the constructor takes it by that name; a task is offered
-  ``num_classes``/``num_outputs`` the same way;
-* arguments arrive as plain Python (lists, dicts); a node with nested ``_target_`` nodes is
-  built by Hydra's ``instantiate`` (``_convert_: all`` unless the node says otherwise);
-  ``_partial_: true`` gives a ``functools.partial``;
-* an import failure, a refused or missing argument, or a constructor error is one line
-  naming the key (:class:`~lrexp.errors.ConfigError`).
+Building a part from its plain ``_target_`` node is :mod:`lrexp.parts` (a building block, so
+the run and the benchmarks build parts without the config); this module labels the parts
+(``name``: run names and tags), turns config nodes into plain Python (:func:`plain`), and
+describes a config's data module for the planner once per process (:func:`data_info`).
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
-import pytorch_lightning as pl
-import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
-from torch import nn
 
 from lrexp.data.describe import DataInfo, describe
-from lrexp.errors import ConfigError, named_config_error
-from lrexp.targets import accepted, arguments_of, check_arguments, offered_to, target_of
-from lrexp.tasks import Task
+from lrexp.errors import ConfigError
+from lrexp.parts import LABEL, build_datamodule
 
-#: lrexp's label key in the model, dataset and optimizer groups
-LABEL = "name"
 #: lrexp's own data module: whole-dataset tensors, planned without loading
 TENSOR_DATA = "lrexp.data.TensorDataModule"
 
@@ -97,137 +78,6 @@ def plain(node: Mapping[str, Any]) -> dict[str, Any]:
         return resolved
 
 
-def build(node: Mapping[str, Any], group: str, **offered: Any) -> Any:
-    """Build ``node``: its ``_target_`` called with its arguments and the ``offered`` values
-    the target takes by name."""
-    node = plain(node)
-    target = target_of(node, group)
-    names = {k: v for k, v in offered_to(target, offered).items() if k not in node}
-    reserved = () if LABEL in accepted(target)[0] else (LABEL,)
-    arguments = arguments_of(node, reserved)
-    check_arguments(target, arguments, group, names)
-    positional = list(node.get("_args_") or [])
-    try:
-        if not any(_has_target(v) for v in [*arguments.values(), *positional]):
-            if node.get("_partial_"):
-                return functools.partial(target, *positional, **arguments, **names)
-            return target(*positional, **arguments, **names)
-        spec = {k: v for k, v in node.items() if k not in reserved}
-        spec.setdefault("_convert_", "all")
-        return instantiate(spec, **names)
-    except ConfigError:
-        raise
-    except InstantiationException as err:
-        cause = err.__cause__ or err
-        raise named_config_error(group, arguments, cause, f"{group}._target_") from None
-    except Exception as err:  # the constructor refused its arguments, whatever it raised
-        refused = f"{getattr(target, '__qualname__', target)} raised {type(err).__name__}"
-        raise named_config_error(group, arguments, err, group, prefix=f"{refused}: ") from None
-
-
-def _has_target(value: Any) -> bool:
-    """Whether ``value`` holds a nested ``_target_`` node (built by Hydra's instantiate)."""
-    if isinstance(value, Mapping):
-        return "_target_" in value or any(_has_target(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_target(v) for v in value)
-    return False
-
-
-def build_datamodule(node: Mapping[str, Any]) -> pl.LightningDataModule:
-    """The data module ``node`` names; it must be a ``LightningDataModule``."""
-    data = build(node, "dataset")
-    if not isinstance(data, pl.LightningDataModule):
-        raise ConfigError(
-            "dataset._target_",
-            f"{type(data).__qualname__} is not a pytorch_lightning.LightningDataModule",
-        )
-    return data
-
-
-def build_model(node: Mapping[str, Any], info: DataInfo) -> nn.Module:
-    """The model ``node`` names, offered the data's ``input_shape`` and output count."""
-    model = build(node, "model", **info.offered)
-    if isinstance(model, functools.partial):  # _partial_: true, completed with the data's sizes
-        model = model()
-    if not isinstance(model, nn.Module):
-        raise ConfigError("model._target_", f"{type(model).__qualname__} is not a torch.nn.Module")
-    return model
-
-
-def with_model_outputs(model: nn.Module, info: DataInfo, data: Any = None) -> DataInfo:
-    """``info`` with the number of classes when the data module gives none: the model's
-    output width on two zero examples, checked against the labels of the first training
-    batch (when ``data`` is given); ``info`` itself when the data module gave it."""
-    if info.num_outputs is not None:
-        return info
-    output = output_on_zeros(model, info, "model")
-    if not isinstance(output, torch.Tensor) or output.ndim != 2 or output.shape[1] < 2:
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ConfigError(
-            "dataset",
-            f"has neither num_classes nor num_outputs, and the model's outputs of shape {shape} "
-            "for 2 examples give no number of classes (expected (2, classes)); give the data "
-            "module a num_classes attribute",
-        )
-    classes = int(output.shape[1])
-    loader = getattr(data, "_lrexp_train_loader", None)
-    if loader is not None:
-        first = next(iter(loader))
-        labels = first[1] if isinstance(first, list | tuple) and len(first) > 1 else None
-        if isinstance(labels, torch.Tensor) and labels.numel():
-            low, high = int(labels.min()), int(labels.max())
-            if labels.is_floating_point() or low < 0 or high >= classes:
-                raise ConfigError(
-                    "dataset",
-                    f"has no num_classes, and the model's {classes} outputs do not fit the labels "
-                    f"of its first training batch ({labels.dtype}, {low}..{high}): give the data "
-                    "module a num_classes attribute",
-                )
-    return dataclasses.replace(info, num_outputs=classes, outputs_from="model")
-
-
-def build_task(node: Mapping[str, Any], info: DataInfo, data_label: str) -> Task:
-    """The task ``node`` names, offered the data's output count; it must accept the kind of
-    targets the data has."""
-    task = build(node, "task", num_classes=info.num_outputs, num_outputs=info.num_outputs)
-    if not isinstance(task, Task):
-        raise ConfigError("task._target_", f"{type(task).__qualname__} is not a lrexp.tasks.Task")
-    task.check_targets(info.targets, data_label)
-    return task
-
-
-def output_on_zeros(model: nn.Module, info: DataInfo, group: str) -> Any:
-    """``model``'s output on two zero examples of the data's shape (in eval mode, no grad);
-    a ConfigError naming ``group`` when it fails."""
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(torch.zeros((2, *info.input_shape)))
-    except Exception as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        raise ConfigError(
-            group, f"fails on inputs of shape {tuple(info.input_shape)}: {message}"
-        ) from None
-    finally:
-        model.train(training)
-
-
-def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
-    """Run ``model`` on two zero examples of the data's shape: ``num_outputs`` outputs each
-    (one per class)."""
-    output = output_on_zeros(model, info, group)
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_outputs):
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        what = "classes" if info.targets == "classes" else "target values per example"
-        raise ConfigError(
-            group,
-            f"gives outputs of shape {shape} for 2 examples, but the data has "
-            f"{info.num_outputs} {what}: expected (2, {info.num_outputs})",
-        )
-
-
 @functools.lru_cache(maxsize=16)
 def _described(node_json: str, world_size: int) -> DataInfo:
     return describe(build_datamodule(json.loads(node_json)), world_size)
@@ -239,5 +89,5 @@ def data_info(node: Mapping[str, Any], world_size: int = 1) -> DataInfo:
     try:
         key = json.dumps(plain(node), sort_keys=True, default=str)
     except TypeError:
-        return describe(build_datamodule(node), world_size)
+        return describe(build_datamodule(plain(node)), world_size)
     return _described(key, world_size)

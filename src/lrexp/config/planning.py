@@ -8,6 +8,7 @@ process under DDP) and hands plain values to the planner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -70,3 +71,21 @@ def planned_momentum(cfg: DictConfig) -> list[float] | None:
     """Momentum (or Adam's beta1) per update when the schedule cycles it, else None."""
     bound = bind(cfg)
     return momentum_curve(bound.schedule, bound.positions)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What a preview shows of a config: its bound schedule, the schedule's settings and the
+    labels of its data and optimizer."""
+
+    bound: BoundSchedule
+    schedule: dict[str, Any]
+    dataset: str
+    optimizer: str
+
+
+def planned_run(cfg: DictConfig) -> PlannedRun:
+    """``cfg``'s schedule as the run will follow it (:func:`bind`), for a preview."""
+    return PlannedRun(
+        bind(cfg), schedule_settings(cfg), str(cfg.dataset.name), str(cfg.optimizer.name)
+    )

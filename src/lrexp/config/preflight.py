@@ -25,9 +25,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from lrexp.config.compose import type_error
+from lrexp.config.forking import resolve_fork
 from lrexp.config.validate import validate
 from lrexp.errors import ConfigError
-from lrexp.run.fork import resolve_fork
 
 UNKNOWN_KEY = re.compile(r"Could not override '(?P<key>[^']+)'")
 

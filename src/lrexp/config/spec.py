@@ -1,14 +1,14 @@
 """What a run records and where, read once from the composed config: the run's name and
-labels, its params (the resolved config, flattened) and the tracking settings.
+labels, its params (the resolved config, flattened) and the tracking settings
+(:class:`lrexp.run.spec.RunSpec`).
 
-The run's lifecycle (:mod:`lrexp.run.lifecycle`) reads this object, never the config, so what
+The run's lifecycle (:mod:`lrexp.run.lifecycle`) reads that object, never the config, so what
 MLflow shows is built in one place: the config a fork or a resume has already settled.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lrexp.config.compose import flatten
+from lrexp.run.spec import RunSpec, TrackingSpec
 from lrexp.tracking.uri import redact
-
-
-@dataclass(frozen=True)
-class TrackingSpec:
-    """``logger.*`` of a tracked run: where the run goes and how it is logged."""
-
-    tracking_uri: str
-    experiment_name: str
-    artifact_location: str | None
-    fallback_to_local: bool
-    local_store: str  #: the SQLite store a fallback logs to (``<mlruns_dir>/mlflow.db``)
-    retry_seconds: float
-    system_metrics_interval: float | None  #: None: no system metrics
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """A run's identity and records: name, labels, params, resolved config, tracking."""
-
-    name: str
-    labels: dict[str, str]  #: dataset, model, optimizer, schedule, seed (the run's tags)
-    root_dir: Path
-    params: dict[str, str] = field(repr=False)
-    resolved_yaml: str = field(repr=False)
-    tracking: TrackingSpec | None = None  #: None: ``logger.enabled`` is false
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -21,15 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from lrexp.config.parts import (
-    TENSOR_DATA,
-    build_model,
-    build_task,
-    check_model_output,
-    data_info,
-    label,
-    with_model_outputs,
-)
+from lrexp.config.forking import forked, resolve_fork
+from lrexp.config.parts import TENSOR_DATA, data_info, label
 from lrexp.config.planning import planned_steps
 from lrexp.config.tune import AUTO
 from lrexp.config.tune import settings as lr_find_settings
@@ -43,8 +36,8 @@ from lrexp.optim import (
     scaled_lr,
     schedule_free_class,
 )
+from lrexp.parts import build_model, build_task, check_model_output, with_model_outputs
 from lrexp.plan import check_devices, world_size
-from lrexp.run.fork import resolve_fork
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import momentum_key
 from lrexp.targets import check_arguments
@@ -77,8 +70,11 @@ def validate(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` (naming the key) for the first invalid setting. A fork
     (``fork=cooldown``) is checked against its trunk, then checked as it will train."""
     fork = resolve_fork(cfg)
-    if fork is not None:
-        cfg = fork.apply(cfg)
+    validate_settled(forked(cfg, fork) if fork is not None else cfg)
+
+
+def validate_settled(cfg: DictConfig) -> None:
+    """:func:`validate` of a config whose fork is already applied (:func:`forked`)."""
     container: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     check_finite(container)
     dataset, model, optimizer = container["dataset"], container["model"], container["optimizer"]

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from lrexp.config.spec import run_name, run_spec
-from lrexp.config.tune import AUTO, finder_run_name, settings, with_found_lr
+from lrexp.config.training import finder_spec, train_config
+from lrexp.config.tune import AUTO, finder_run_name, with_found_lr
 from lrexp.lr_find.report import log_lr_find
 from lrexp.lr_find.search import LRFindResult, find_lr
 from lrexp.run.lifecycle import RunLifecycle
-from lrexp.run.train import RunResult, train
+from lrexp.run.train import RunResult
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 def train_at_auto_lr(cfg: DictConfig) -> RunResult:
     """``optimizer.lr=auto``: search (``cfg.tune``'s settings, else the defaults), then train
     at the suggestion; the search's figure, CSV and suggestion are logged into the run."""
-    result = find_lr(cfg)
+    result = find_lr(*finder_spec(cfg))
     print(f"lr_find: training at optimizer.lr={result.suggestion:.6g}, {found(result)}", flush=True)
     cfg = with_found_lr(cfg, result.suggestion)
     output_dir = Path(cfg.paths.output_dir)
@@ -32,7 +33,7 @@ def train_at_auto_lr(cfg: DictConfig) -> RunResult:
     def log_search(run: TrackedRun) -> None:
         log_lr_find(run, result, output_dir / "lr_find", run_name(cfg))
 
-    return train(cfg, on_open=[log_search])
+    return train_config(cfg, on_open=[log_search])
 
 
 def found(result: LRFindResult) -> str:
@@ -53,7 +54,7 @@ def train_or_tune(cfg: DictConfig) -> RunResult:
         return tune(cfg)
     if cfg.optimizer.get("lr") == AUTO:
         return train_at_auto_lr(cfg)
-    return train(cfg)
+    return train_config(cfg)
 
 
 def tune(cfg: DictConfig) -> RunResult:
@@ -63,21 +64,17 @@ def tune(cfg: DictConfig) -> RunResult:
     Returns the training run's result, or (search only) one with ``lr_find/suggestion`` as its
     metric and the finder run's id.
     """
-    import torch
-
-    options = settings(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    spec, options = finder_spec(cfg)
     output_dir = Path(cfg.paths.output_dir)
     name = finder_run_name(cfg)
     lifecycle = RunLifecycle(run_spec(cfg, name), output_dir, extra_tags={"task": "lr_find"})
     with lifecycle:
-        result = find_lr(cfg)
+        result = find_lr(spec, options)
         if lifecycle.run is not None:
             log_lr_find(lifecycle.run, result, output_dir / "lr_find", name)
     print(f"lr_find: suggested optimizer.lr={result.suggestion:.6g}, {found(result)}", flush=True)
     if options.train_after:
-        return train(with_found_lr(cfg, result.suggestion))
+        return train_config(with_found_lr(cfg, result.suggestion))
     metrics = {"lr_find/suggestion": result.suggestion}
     headline = (
         f"LR search only (no model trained); train at its suggestion with "

@@ -28,16 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
-
-from lrexp.config.planning import step_plan
-from lrexp.config.tune import LRFindSettings, settings, with_lr
 from lrexp.errors import ConfigError
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
+    from lrexp.config.tune import LRFindSettings
     from lrexp.run.module import LRModule
+    from lrexp.run.spec import TrainSpec
 
 #: the smoothing of the recorded losses (an exponential moving average), Lightning's and
 #: fastai's value
@@ -158,54 +156,50 @@ def _search_module() -> type[LRModule]:
     return SearchModule
 
 
-def search_trainer(cfg: DictConfig, options: LRFindSettings, root: Path) -> pl.Trainer:
+def search_trainer(spec: TrainSpec, options: LRFindSettings, root: Path) -> pl.Trainer:
     """The run's ``trainer`` settings (device, precision, accumulation, clipping) for a search
     of ``options.num_training`` optimizer steps, with no logger and no callbacks."""
     import pytorch_lightning as pl
 
-    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)  # type: ignore[assignment]
-    kwargs.update(SEARCH_TRAINER_OVERRIDES, max_steps=options.num_training)
+    steps = spec.steps  # the Trainer's own accumulation and clipping, in automatic optimization
+    kwargs = {
+        **spec.trainer,
+        "accumulate_grad_batches": steps.accumulate,
+        "gradient_clip_val": steps.clip_val,
+        "gradient_clip_algorithm": steps.clip_algorithm,
+        **SEARCH_TRAINER_OVERRIDES,
+        "max_steps": options.num_training,
+    }
     return pl.Trainer(**kwargs, logger=False, callbacks=[], default_root_dir=str(root))
 
 
-def find_lr(cfg: DictConfig) -> LRFindResult:
-    """Run Lightning's LR finder on a fresh model for ``cfg``; deterministic for a seed.
+def find_lr(spec: TrainSpec, options: LRFindSettings) -> LRFindResult:
+    """Run Lightning's LR finder on a fresh model for the finder's ``spec``
+    (:func:`lrexp.config.training.finder_spec`); deterministic for a seed.
 
-    ``optimizer.lr`` is ignored (it may be ``auto``). Lightning's temporary checkpoint goes to
-    ``<paths.output_dir>/lr_find/``. Raises :class:`ConfigError` for an invalid config, or when
-    the search stopped too early to suggest an LR.
+    Lightning's temporary checkpoint goes to ``<output_dir>/lr_find/``. Raises
+    :class:`ConfigError` when the search stopped too early to suggest an LR.
     """
     import pytorch_lightning as pl
     from pytorch_lightning.tuner import Tuner
 
-    from lrexp.config.parts import build_datamodule, build_model, build_task, with_model_outputs
-    from lrexp.config.validate import validate
     from lrexp.data import describe
-    from lrexp.plan import world_size
     from lrexp.run.module import StepOptions
 
-    options = settings(cfg)
-    validate(with_lr(cfg, options.min_lr))
-    root = Path(cfg.paths.output_dir) / "lr_find"
+    root = spec.output_dir / "lr_find"
     root.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(int(cfg.seed), verbose=False)
+    if spec.threads:
+        import torch
 
-    data = build_datamodule(cfg.dataset)
-    info = describe(data, world_size(cfg.trainer), load=True)
-    net = build_model(cfg.model, info)
-    info = with_model_outputs(net, info, data)
-    optimizer: dict[str, Any] = OmegaConf.to_container(cfg.optimizer, resolve=True)  # type: ignore[assignment]
-    optimizer["lr"] = options.min_lr  # Lightning sets every group's LR itself
-    # accumulation and clipping: the Trainer's own, in automatic optimization
-    search = OmegaConf.merge(
-        cfg, {"trainer": {"max_steps": options.num_training, "max_epochs": -1}}
-    )
-    plan = step_plan(search)  # type: ignore[arg-type]
+        torch.set_num_threads(spec.threads)
+    pl.seed_everything(spec.seed, verbose=False)
+
+    data = spec.parts.data()
+    net, _, task = spec.parts.build(describe(data, spec.world_size, load=True), data)
+    optimizer = {**spec.optimizer, "lr": options.min_lr}  # Lightning sets every group's LR
     constant = {"name": "constant"}
-    task = build_task(cfg.task, info, str(cfg.dataset.get("name")))
-    module: Any = _search_module()(net, task, optimizer, constant, StepOptions(), plan)
-
-    trainer = search_trainer(cfg, options, root)
+    module: Any = _search_module()(net, task, optimizer, constant, StepOptions(), spec.plan)
+    trainer = search_trainer(spec, options, root)
     finder = Tuner(trainer).lr_find(
         module,
         datamodule=data,
@@ -221,13 +215,3 @@ def find_lr(cfg: DictConfig) -> LRFindResult:
     lrs = [float(v) for v in finder.results["lr"]]
     losses = smooth(module.step_losses[: len(lrs)])
     return LRFindResult(suggest(lrs, losses, options), lrs, losses, options)
-
-
-def resolve_auto_lr(cfg: DictConfig) -> float:
-    """The LR to train ``cfg`` with when ``optimizer.lr`` is ``auto``: the finder's suggestion.
-
-    The search uses ``cfg.tune``'s settings when ``tune=lr_find`` is picked, else the defaults
-    of :class:`LRFindSettings`. For every schedule the value is the base LR that the schedule
-    multiplies, which for ``onecycle`` and ``cyclic`` is the peak (max) LR of the cycle.
-    """
-    return find_lr(cfg).suggestion

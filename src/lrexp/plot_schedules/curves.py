@@ -7,15 +7,13 @@ step comes from :mod:`lrexp.plan`, so it is what training will follow.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig
-
-from lrexp.config.compose import config_dir, one_line, type_error
-from lrexp.config.planning import bind, schedule_settings
+from lrexp.config.compose import config_dir
+from lrexp.config.overrides import compose_configs, expand_overrides
+from lrexp.config.planning import PlannedRun, planned_run
 from lrexp.errors import ConfigError
 from lrexp.plan import momentum_curve
 from lrexp.schedules import Warmup
@@ -68,11 +66,11 @@ class Curve:
         return len(self.lrs)
 
 
-def plan_curve(cfg: DictConfig, label: str) -> Curve:
-    """Plan ``cfg``'s curve; build warnings (schedule length vs run) become ``notes``."""
-    bound = bind(cfg)
+def plan_curve(planned: PlannedRun, label: str) -> Curve:
+    """The curve of a planned run; build warnings (schedule length vs run) become ``notes``."""
+    bound = planned.bound
     schedule, lr, plan = bound.schedule, bound.base_lr, bound.plan
-    settings = schedule_settings(cfg)
+    settings = planned.schedule
     family = str(settings.get("name"))
     curve = Curve(
         label=label,
@@ -85,8 +83,8 @@ def plan_curve(cfg: DictConfig, label: str) -> Curve:
         momentum=momentum_curve(schedule, bound.positions),
         params={k: v for k, v in settings.items() if k not in COMMON_SCHEDULE_KEYS},
         context={
-            "dataset": str(cfg.dataset.name),
-            "optimizer": f"{cfg.optimizer.name} lr={lr:g}",
+            "dataset": planned.dataset,
+            "optimizer": f"{planned.optimizer} lr={lr:g}",
             "steps": f"{plan.total} steps",
             "steps_per_epoch": f"{plan.steps_per_epoch} steps/epoch",
         },
@@ -98,39 +96,6 @@ def plan_curve(cfg: DictConfig, label: str) -> Curve:
             "before any validation result; the real curve depends on validation"
         )
     return curve
-
-
-def expand_overrides(overrides: Sequence[str]) -> list[tuple[dict[str, str], list[str]]]:
-    """Every combination of the sweeps in ``overrides``: ``(swept key -> value, overrides)``.
-
-    ``a,b,c``, ``choice(a,b)`` and ``range(0,3)`` values sweep (Hydra's multirun grammar, parsed
-    by Hydra's own override parser); ``[1,2]`` stays one list value.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException as err:
-        raise ConfigError("overrides", one_line(err)) from None
-    options: list[list[tuple[str, str, str]]] = []
-    for raw, override in zip(overrides, parsed, strict=True):
-        if not override.is_sweep_override():
-            options.append([("", "", raw)])
-            continue
-        if not override.is_discrete_sweep():
-            raise ConfigError(raw, "only lists of values can be overlaid (a,b,c / choice / range)")
-        key = override.get_key_element()
-        try:
-            values = list(override.sweep_string_iterator())
-        except Exception as err:  # glob() needs Hydra's config loader
-            raise ConfigError(raw, f"cannot expand this sweep ({err})") from None
-        options.append([(key.lstrip("+~"), value, f"{key}={value}") for value in values])
-    combos = []
-    for choice in itertools.product(*options):
-        swept = {key: value for key, value, _ in choice if key}
-        combos.append((swept, [line for _, _, line in choice]))
-    return combos
 
 
 @dataclass
@@ -151,31 +116,6 @@ def _context(swept: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in swept.items())
 
 
-def compose_configs(
-    overrides_list: Sequence[Sequence[str]], contexts: Sequence[str] | None = None
-) -> list[DictConfig]:
-    """Compose ``conf/config.yaml`` (:func:`lrexp.config.compose.config_dir`) once per list.
-
-    Hydra's composition errors become a one-line :class:`ConfigError` on ``overrides``, naming
-    the combination (``contexts``) that failed.
-    """
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    configs = []
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        for i, overrides in enumerate(overrides_list):
-            try:
-                configs.append(compose("config", overrides=list(overrides)))
-            except (HydraException, OmegaConfBaseException) as err:
-                where = f" (with {contexts[i]})" if contexts and contexts[i] else ""
-                raise type_error(err, where) or ConfigError(
-                    "overrides", one_line(err) + where
-                ) from None
-    return configs
-
-
 def plan_overrides(overrides: Sequence[str]) -> Plan:
     """Compose and plan every combination of ``overrides``."""
     combos = expand_overrides(overrides)
@@ -185,7 +125,8 @@ def plan_overrides(overrides: Sequence[str]) -> Plan:
     curves = []
     for (swept, _), context, cfg in zip(combos, contexts, configs, strict=True):
         try:
-            curve = plan_curve(cfg, context or str(cfg.schedule.name))
+            planned = planned_run(cfg)
+            curve = plan_curve(planned, context or str(planned.schedule.get("name")))
         except ConfigError as err:
             if not context:
                 raise
@@ -215,7 +156,8 @@ def plan_gallery(overrides: Sequence[str] = ()) -> list[tuple[Curve, str]]:
     configs = compose_configs(
         [[*base, f"schedule={name}", *GALLERY_EXTRAS.get(name, ())] for name in families]
     )
+    planned = [planned_run(cfg) for cfg in configs]
     return [
-        (plan_curve(cfg, name), str(cfg.schedule.get("unit", "step")))
-        for name, cfg in zip(families, configs, strict=True)
+        (plan_curve(run, name), str(run.schedule.get("unit", "step")))
+        for name, run in zip(families, planned, strict=True)
     ]

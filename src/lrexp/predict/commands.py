@@ -37,8 +37,8 @@ class Planned:
 
 def planned(overrides: Sequence[str]) -> list[Planned]:
     """Every combination of ``overrides``, composed and planned as training will run it."""
+    from lrexp.config.overrides import compose_configs, expand_overrides
     from lrexp.config.planning import base_lr, bind, planned_curve, schedule_settings
-    from lrexp.plot_schedules.curves import compose_configs, expand_overrides
     from lrexp.schedules import Warmup
 
     combos = expand_overrides(overrides)

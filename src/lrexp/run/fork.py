@@ -8,29 +8,23 @@ fork restores that checkpoint (weights, optimizer, RNG, data position) and train
 to a cooldown (:class:`lrexp.schedules.cooldown.Cooldown`). Its steps continue the trunk's step
 axis, and its run is tagged ``fork_of``, ``fork_at``, ``fork_shape`` and ``fork_length``.
 
-Everything here is checked before data loads or a run exists: an unknown run, a step the
-trunk did not keep, or a trunk trained with other model, data or optimizer settings is one
-line naming the ``fork.*`` key.
+The ``fork.*`` settings are read and checked by :mod:`lrexp.config.forking`; this module
+finds the trunk's checkpoint and copies it for the fork to resume.
 """
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lrexp.errors import ConfigError
-from lrexp.optim import scaled_lr
-from lrexp.run.resume import RecordedPlan, read_checkpoint, setup_of
-from lrexp.schedules.closed_form import check_decay
+from lrexp.run.resume import RecordedPlan
 from lrexp.tracking.uri import redact, sqlite_database
 
-FORK_KEYS = ("from", "at", "length", "frac", "shape", "min_factor")
 RUN_ID = re.compile(r"[0-9a-f]{32}")
 #: Tags on a trunk's MLflow run: its kept steps (comma-separated) and their folder.
 KEPT_STEPS_TAG = "kept_steps"
@@ -85,18 +79,6 @@ class Fork:
             tags["fork_of"] = self.trunk_run_id
         return tags
 
-    def apply(self, cfg: DictConfig) -> DictConfig:
-        """``cfg`` as the fork trains it: the joined schedule, ``at + length`` steps, and the
-        trunk's base LR (already checked equal)."""
-        forked = copy.deepcopy(cfg)
-        with open_dict(forked):
-            forked.schedule = self.schedule()
-            forked.trainer.max_steps = self.at + self.length
-            forked.trainer.max_epochs = -1
-            forked.optimizer.lr = self.trunk.base_lr
-            forked.optimizer.scale_lr = "none"
-        return forked
-
     def start(self, output_dir: Path) -> Path:
         """A copy of the trunk checkpoint for the fork to resume: the trunk's best-checkpoint
         bookkeeping and run id are left out, so the fork keeps and tests its own best."""
@@ -108,62 +90,6 @@ class Fork:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(state, path)
         return path
-
-
-def fork_settings(cfg: DictConfig) -> dict[str, Any] | None:
-    """The ``fork`` node as a plain dict (None: not a fork); unknown keys are refused."""
-    node = cfg.get("fork")
-    if node is None:
-        return None
-    container = OmegaConf.to_container(node, resolve=True)
-    if not isinstance(container, dict):
-        raise ConfigError("fork", "must be a mapping; pick fork=cooldown")
-    settings = {str(k): v for k, v in container.items()}
-    for key in settings:
-        if key not in FORK_KEYS:
-            raise ConfigError(f"fork.{key}", f"unknown key; allowed: {', '.join(FORK_KEYS)}")
-    return settings
-
-
-def resolve_fork(cfg: DictConfig) -> Fork | None:
-    """The fork ``cfg`` asks for, checked against its trunk (None when ``cfg`` is no fork)."""
-    settings = fork_settings(cfg)
-    if settings is None:
-        return None
-    source, at = settings.get("from"), settings.get("at")
-    if not isinstance(source, str) or not source:
-        raise ConfigError("fork.from", "set the trunk's MLflow run id or a kept checkpoint path")
-    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 1):
-        raise ConfigError("fork.at", f"must be a kept step >= 1, got {at!r}")
-    path, run_id = find_checkpoint(source, at, str(cfg.logger.tracking_uri))
-    stored = read_checkpoint(path)
-    if at is not None and stored.step != at:
-        raise ConfigError("fork.at", f"{path} was written at step {stored.step}, not {at}")
-    if stored.plan is None:
-        raise ConfigError("fork.from", f"{path} records no plan (written by an older lrexp)")
-    check_same_setup(cfg, stored.plan)
-    length = cooldown_length(settings, stored.step)
-    shape, min_factor = settings.get("shape", "linear"), settings.get("min_factor", 0.0)
-    try:
-        check_decay(shape, min_factor, "shape")
-    except ConfigError as err:
-        message = str(err).split(": ", 1)[1]
-        raise ConfigError("fork." + err.key.removeprefix("schedule."), message) from None
-    return Fork(
-        path, run_id or stored.run_id, stored.plan, stored.step, length, shape, float(min_factor)
-    )
-
-
-def cooldown_length(settings: dict[str, Any], at: int) -> int:
-    """``fork.length`` in steps when set, else ``fork.frac`` of ``at``, rounded."""
-    length, frac = settings.get("length"), settings.get("frac")
-    if length is not None:
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ConfigError("fork.length", f"must be an integer >= 1, got {length!r}")
-        return length
-    if isinstance(frac, bool) or not isinstance(frac, int | float) or frac <= 0:
-        raise ConfigError("fork.frac", f"must be a fraction of fork.at > 0, got {frac!r}")
-    return max(1, round(frac * at))
 
 
 def find_checkpoint(source: str, at: int | None, tracking_uri: str) -> tuple[Path, str | None]:
@@ -216,31 +142,3 @@ def trunk_tags(run_id: str, tracking_uri: str) -> dict[str, str]:
         return dict(MlflowClient(tracking_uri).get_run(run_id).data.tags)
     except MlflowException:
         raise ConfigError("fork.from", f"no run {run_id} in {where}") from None
-
-
-def check_same_setup(cfg: DictConfig, trunk: RecordedPlan) -> None:
-    """Refuse a fork whose model, data or optimizer settings differ from its trunk's."""
-    mine = setup_of(cfg)
-    ignored = {"optimizer.lr", "optimizer.scale_lr", "optimizer.reference_batch_size"}
-    changed = [
-        key
-        for key in sorted(set(mine) | set(trunk.setup))
-        if key not in ignored and mine.get(key) != trunk.setup.get(key)
-    ]
-    if changed:
-        listed = ", ".join(
-            f"{k} {trunk.setup.get(k, '(unset)')} -> {mine.get(k, '(unset)')}" for k in changed[:4]
-        )
-        raise ConfigError("fork.from", f"the trunk was trained with other settings: {listed}")
-    optimizer, dataset = cfg.optimizer, cfg.dataset
-    global_batch = int(dataset.batch_size) * int(cfg.trainer.accumulate_grad_batches)
-    lr = scaled_lr(
-        float(optimizer.lr),
-        str(optimizer.get("scale_lr", "none")),
-        global_batch,
-        optimizer.get("reference_batch_size"),
-    )
-    if lr != trunk.base_lr:
-        raise ConfigError(
-            "fork.from", f"the trunk was trained at optimizer.lr {trunk.base_lr}, this fork at {lr}"
-        )

@@ -36,7 +36,7 @@ from lrexp.tracking.system_metrics import system_monitor
 from lrexp.tracking.uri import make_sqlite_folder, redact
 
 if TYPE_CHECKING:
-    from lrexp.config.spec import RunSpec, TrackingSpec
+    from lrexp.run.spec import RunSpec, TrackingSpec
     from lrexp.tracking.store import TrackedRun
 
 #: File in a multirun's sweep directory that holds the sweep's parent run id.
