@@ -19,9 +19,15 @@ from statsmodels.stats.multitest import multipletests
 
 from conftest import experiment_id
 from lrexp.compare import main
-from lrexp.compare.calibration import coverage, false_calls, simulated_power
+from lrexp.compare.calibration import coverage, false_calls, simulated_power, verdict_rate
 from lrexp.compare.stats import ALPHA, SEED
-from lrexp.compare.stats.pairwise import rank_sum_p, signed_rank_p
+from lrexp.compare.stats.pairwise import (
+    normality_p,
+    paired_stats,
+    paired_test,
+    rank_sum_p,
+    signed_rank_p,
+)
 from lrexp.compare.stats.power import holm, seeds_needed
 
 SEEDS = range(10)
@@ -132,6 +138,43 @@ def test_rank_tests_equal_scipy() -> None:
     assert rank_sum_p(a_tied, b) == pytest.approx(scipy_u)
 
 
+def test_paired_t_test_equals_scipy_and_auto_falls_back_on_non_normal_differences() -> None:
+    # the issue's 3 seeds of WSD against cosine on Tiny Shakespeare: d = -0.059, -0.065, -0.065
+    arm, base = np.array([1.801, 1.82, 1.79]), np.array([1.86, 1.885, 1.855])
+    stats = paired_stats(arm, base, 0.0)
+    assert stats.test == "t" and stats.p < 0.01
+    assert stats.p == pytest.approx(sps.ttest_rel(arm, base).pvalue)
+    assert stats.normality_p == pytest.approx(sps.shapiro(arm - base).pvalue)
+    assert paired_stats(arm, base, 0.0, test="rank").p == 0.25  # 3 seeds: never below 2/2^3
+    # one wild difference among ten: Shapiro-Wilk rejects normality, auto takes the rank test
+    wild = np.array([0.1, 0.12, 0.09, 0.11, 0.1, 0.13, 0.08, 0.1, 0.12, 5.0])
+    assert normality_p(wild) < 0.05
+    assert paired_test(wild, "auto") == ("signed-rank", signed_rank_p(wild))
+    assert paired_test(wild, "t")[0] == "t"
+    assert paired_test(np.array([0.2, 0.2, 0.2]), "t") == ("t", 0.0)  # no spread: t infinite
+    with pytest.raises(ValueError, match="test must be one of auto, rank, t"):
+        paired_test(wild, "z")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("noise", ["normal", "heavy"])
+def test_few_seed_tests_keep_alpha_and_gain_power(noise: str) -> None:
+    """Null effects at 3, 5 and 10 seeds, normal and heavy-tailed (Student t, 2 df)
+    differences: auto and t call better/worse at most α of the time (a one-sided binomial test
+    does not reject rate <= α); on an effect of 2 sd the rank test can call nothing below 6
+    seeds, the t-test (and auto) often can."""
+    sims = 1500
+    for n in (3, 5, 10):
+        for test in ("auto", "t"):
+            rate = verdict_rate(test, noise, n, 0.0, sims, seed=n)
+            count = round(rate * sims)
+            assert sps.binomtest(count, sims, ALPHA, alternative="greater").pvalue > 0.01, (n, test)
+    if noise == "normal":
+        assert verdict_rate("rank", noise, 5, 2.0, 500, seed=1) == 0.0
+        assert verdict_rate("auto", noise, 3, 2.0, 500, seed=1) > 0.35
+        assert verdict_rate("auto", noise, 5, 2.0, 500, seed=1) > 0.8
+
+
 def test_verdict_follows_the_metric_direction() -> None:
     from lrexp.compare.stats.pairwise import verdict
 
@@ -173,7 +216,12 @@ def test_known_effects_get_their_verdicts(
 ) -> None:
     uri, parent, _ = effects
     out = tmp_path / "cmp"
-    main(["--tracking-uri", uri, "--parent", parent, "--out", str(out), "--baseline", "cosine"])
+    main(
+        [
+            *("--tracking-uri", uri, "--parent", parent, "--out", str(out)),
+            *("--baseline", "cosine", "--test", "rank"),
+        ]
+    )
     captured = capsys.readouterr()
     assert "pairing" not in captured.err  # every pair proven by its digests
     rows = read_csv(out / "summary.csv")

@@ -33,7 +33,7 @@ from torch import nn
 from lrexp.data.describe import DataInfo
 from lrexp.errors import ConfigError, named_config_error
 from lrexp.targets import accepted, arguments_of, check_arguments, offered_to, target_of
-from lrexp.tasks import Task
+from lrexp.tasks import CLASSES, TOKENS, Task
 
 #: lrexp's label key in the model, dataset and optimizer groups: passed on only to a
 #: constructor that takes a ``name`` argument
@@ -141,13 +141,14 @@ def build_task(node: Mapping[str, Any], info: DataInfo, data_label: str) -> Task
 
 
 def output_on_zeros(model: nn.Module, info: DataInfo, group: str) -> Any:
-    """``model``'s output on two zero examples of the data's shape (in eval mode, no grad);
-    a ConfigError naming ``group`` when it fails."""
+    """``model``'s output on two zero examples of the data's shape (token ids for token
+    data; in eval mode, no grad); a ConfigError naming ``group`` when it fails."""
     training = model.training
     model.eval()
+    dtype = torch.long if info.targets == TOKENS else torch.float32
     try:
         with torch.no_grad():
-            return model(torch.zeros((2, *info.input_shape)))
+            return model(torch.zeros((2, *info.input_shape), dtype=dtype))
     except Exception as err:
         message = " ".join(str(err).split()) or type(err).__name__
         raise ConfigError(
@@ -159,15 +160,20 @@ def output_on_zeros(model: nn.Module, info: DataInfo, group: str) -> Any:
 
 def check_model_output(model: nn.Module, info: DataInfo, group: str = "model") -> None:
     """Run ``model`` on two zero examples of the data's shape: ``num_outputs`` outputs each
-    (one per class)."""
+    (one per class), or for token data one per token of the vocabulary at every position."""
     output = output_on_zeros(model, info, group)
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (2, info.num_outputs):
+    expected: tuple[int, ...] = (2, info.num_outputs or 0)
+    what = {CLASSES: "classes", TOKENS: "tokens in its vocabulary"}.get(
+        info.targets, "target values per example"
+    )
+    if info.targets == TOKENS:
+        expected = (2, *info.input_shape, info.num_outputs or 0)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        what = "classes" if info.targets == "classes" else "target values per example"
         raise ConfigError(
             group,
             f"gives outputs of shape {shape} for 2 examples, but the data has "
-            f"{info.num_outputs} {what}: expected (2, {info.num_outputs})",
+            f"{info.num_outputs} {what}: expected {expected}",
         )
 
 

@@ -3,8 +3,10 @@ objective's direction; the LightningModule (:mod:`lrexp.run.module`) only calls 
 
 ``task=classification`` (the default): cross-entropy; ``loss`` and ``acc`` per split.
 ``task=regression``: mean squared error; ``loss`` and ``mse`` per split, and for validation and
-test also ``rmse`` and ``r2`` (torchmetrics). A task of a user's own is a subclass named by
-``_target_`` in ``conf/task/``, like any other part (:mod:`lrexp.config.parts`).
+test also ``rmse`` and ``r2`` (torchmetrics). ``task=language_model``: next-token
+cross-entropy in nats per token, with bits per byte (or character) and perplexity. A task of
+a user's own is a subclass named by ``_target_`` in ``conf/task/``, like any other part
+(:mod:`lrexp.parts`).
 
 Every run is tagged with its task's objective and the direction of each metric it logs
 (:meth:`Task.tags`), so ``lrexp-compare`` and the search read the direction from the runs.
@@ -13,7 +15,9 @@ Every run is tagged with its task's objective and the direction of each metric i
 from __future__ import annotations
 
 import json
+import math
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import cast
 
 import torch
@@ -25,8 +29,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from lrexp.errors import ConfigError
 from lrexp.tags import MODES_TAG, OBJECTIVE_TAG, TEST_METRIC_TAG
 
-#: what a data module's targets are: class indices, or real values
-CLASSES, VALUES = "classes", "values"
+#: what a data module's targets are: class indices, real values, or next tokens
+CLASSES, VALUES, TOKENS = "classes", "values", "tokens"
+#: each kind of target in words, and the task that takes it
+TARGET_WORDS = {CLASSES: "class labels", VALUES: "real-valued targets", TOKENS: "token sequences"}
+TASK_FOR = {CLASSES: "classification", VALUES: "regression", TOKENS: "language_model"}
+#: a language model's bits per token, by token kind: per byte, per character
+BITS_KEYS = {"byte": "bpb", "char": "bpc"}
 EVAL_SPLITS = ("val", "test")
 
 
@@ -83,22 +92,23 @@ class Task(nn.Module):
     def check_targets(self, targets: str, data: str) -> None:
         """Refuse data whose targets are not the kind this task needs."""
         if targets != self.targets:
-            task = type(self).__name__.lower()
-            wanted = "class labels" if self.targets == CLASSES else "real-valued targets"
-            given = "class labels" if targets == CLASSES else "real-valued targets"
-            other = "regression" if targets == VALUES else "classification"
+            task = TASK_FOR.get(self.targets, type(self).__name__.lower())
+            wanted = TARGET_WORDS.get(self.targets, self.targets)
+            given = TARGET_WORDS.get(targets, targets)
             raise ConfigError(
                 "task",
-                f"{task} needs {wanted}, but {data} gives {given}; use task={other} or a "
-                f"dataset with {wanted}",
+                f"{task} needs {wanted}, but {data} gives {given}; use "
+                f"task={TASK_FOR.get(targets, '...')} or a dataset with {wanted}",
             )
 
-    def tags(self) -> dict[str, str]:
-        """Run tags: the objective, the test metric and every metric's direction."""
+    def tags(self, extra_modes: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Run tags: the objective, the test metric and every metric's direction (with
+        ``extra_modes``: metrics the run logs beside the task's, such as averaged losses)."""
+        modes = {**self.modes(), **(extra_modes or {})}
         return {
             OBJECTIVE_TAG: f"{self.objective}:{self.mode}",
             TEST_METRIC_TAG: self.test_metric,
-            MODES_TAG: json.dumps(self.modes(), sort_keys=True),
+            MODES_TAG: json.dumps(modes, sort_keys=True),
         }
 
 
@@ -202,3 +212,43 @@ class Regression(Task):
         modes.update({f"{s}/r2": "max" for s in EVAL_SPLITS})
         modes.update({f"{s}/excess": "min" for s in ("train", "test")})
         return modes
+
+
+class LanguageModel(Task):
+    """Next-token cross-entropy over every position of a window, in nats per token; bits per
+    token (``bpb``: per byte with byte tokens, ``bpc``: per character) and perplexity.
+
+    The loss of a split is the mean over its tokens (every window has the same length), so a
+    fixed set of validation windows gives the same number for the same weights in every run.
+    """
+
+    targets, objective, mode, test_metric = TOKENS, "val/loss", "min", "test/loss"
+
+    def __init__(self, num_classes: int, unit: str = "byte") -> None:
+        super().__init__()
+        if unit not in BITS_KEYS:
+            raise ConfigError("task.unit", f"must be one of {', '.join(BITS_KEYS)}, got {unit!r}")
+        self.vocab_size = num_classes
+        self.bits = BITS_KEYS[unit]
+
+    def loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(outputs.flatten(0, -2), targets.flatten().long())
+
+    def step_sums(self, outputs: Tensor, targets: Tensor, loss: Tensor) -> Tensor:
+        count = loss.new_tensor(float(targets.numel()))
+        return torch.stack((loss.detach() * count, count))
+
+    def update(self, split: str, outputs: Tensor, targets: Tensor) -> None:
+        """Nothing to add: every metric follows from the summed loss."""
+
+    def epoch_metrics(self, split: str, sums: Tensor) -> dict[str, float]:
+        loss = float(sums[0] / sums[1])
+        return {
+            f"{split}/loss": loss,
+            f"{split}/{self.bits}": loss / math.log(2),
+            f"{split}/ppl": math.exp(min(loss, 700.0)),
+        }
+
+    def modes(self) -> dict[str, str]:
+        names = ("loss", self.bits, "ppl")
+        return {f"{s}/{m}": "min" for s in ("train", *EVAL_SPLITS) for m in names}

@@ -127,11 +127,13 @@ def shared(a: Config, b: Config) -> list[str]:
     return sorted(set(a.values) & set(b.values), key=lambda s: (len(s), s))
 
 
-def pair_stats(arm: Config, base: Config, pairing: Pairing, margin: float) -> PairStats:
+def pair_stats(
+    arm: Config, base: Config, pairing: Pairing, margin: float, test: str = "auto"
+) -> PairStats:
     if pairing.paired:
         seeds = shared(arm, base)
-        return paired_stats(arm.array(seeds), base.array(seeds), margin)
-    return unpaired_stats(arm.array(), base.array(), margin)
+        return paired_stats(arm.array(seeds), base.array(seeds), margin, test=test)
+    return unpaired_stats(arm.array(), base.array(), margin, test=test)
 
 
 def default_margin(records: Sequence[RunRecord], which: Outcome) -> tuple[float, str]:
@@ -145,13 +147,18 @@ def default_margin(records: Sequence[RunRecord], which: Outcome) -> tuple[float,
 
 
 def compare_all(
-    configs: list[Config], base: Config | None, which: Outcome, margin: float, plan: float | None
+    configs: list[Config],
+    base: Config | None,
+    which: Outcome,
+    margin: float,
+    plan: float | None,
+    test: str = "auto",
 ) -> dict[str, Comparison]:
     if base is None:
         return {}
     arms = [c for c in configs if c is not base and c.description.n > 0]
     pairings = [check(c.runs, base.runs) for c in arms]
-    stats = [pair_stats(c, base, p, margin) for c, p in zip(arms, pairings, strict=True)]
+    stats = [pair_stats(c, base, p, margin, test) for c, p in zip(arms, pairings, strict=True)]
     decisions = decide(stats, which.higher_is_better, plan)
     return {
         c.label: Comparison(c.label, s, p, d)
@@ -193,6 +200,31 @@ def rank_all(configs: list[Config], which: Outcome) -> Ranking:
     )
 
 
+TEST_NAMES = {
+    "t": "the paired t-test (assumes normal differences)",
+    "signed-rank": "the exact signed-rank test (no assumption on the differences' shape)",
+    "rank-sum": "the rank-sum test (unpaired)",
+    "welch-t": "Welch's t-test (unpaired; assumes normal values)",
+}
+
+
+def test_lines(comparisons: dict[str, Comparison], test: str) -> list[str]:
+    """Which test gave each comparison's p, and why (``--test``)."""
+    by_test: dict[str, list[str]] = {}
+    for comp in comparisons.values():
+        by_test.setdefault(comp.stats.test, []).append(comp.arm)
+    rule = {
+        "auto": "--test auto: the paired t-test, unless from 6 seeds on Shapiro-Wilk rejects "
+        "normal differences at 0.05",
+        "rank": "--test rank",
+        "t": "--test t",
+    }[test]
+    return [
+        f"p from {TEST_NAMES[name]} for {', '.join(arms)} ({rule})"
+        for name, arms in by_test.items()
+    ]
+
+
 def analyse(
     records: Sequence[RunRecord],
     which: Outcome,
@@ -202,6 +234,7 @@ def analyse(
     equivalence: float | None = None,
     plan_delta: float | None = None,
     panel_key: str | None = None,
+    test: str = "auto",
 ) -> Analysis:
     """Every number of the report, for the runs of ``records`` (deduplicated)."""
     configs = build_configs(records, which, target, panel_key)
@@ -210,9 +243,10 @@ def analyse(
         margin, note = default_margin(records, which)
     else:
         margin, note = equivalence, "--equivalence"
-    comparisons = compare_all(configs, base, which, margin, plan_delta)
+    comparisons = compare_all(configs, base, which, margin, plan_delta, test)
     label = base.label if base is not None else "–"
     notes = pairing_lines([(c.arm, label, c.pairing) for c in comparisons.values()])
+    notes += test_lines(comparisons, test)
     missing = [c.label for c in configs if c.description.n == 0]
     if missing:
         notes.append(f"no value of {which.label} for: {', '.join(missing)}")

@@ -3,7 +3,10 @@ scripts/verdict_calibration.py`` prints, measured in one run,
 
 - the share of sweeps with a false better/worse verdict when every configuration is equal;
 - the coverage of the 95 % BCa interval of the mean, by number of seeds;
-- the seeds ``--plan-seeds`` asks for against the power the real test reaches with them.
+- the seeds ``--plan-seeds`` asks for against the power the real test reaches with them;
+- for one paired comparison with few seeds (3, 5, 10): the false-verdict rate of each test
+  (``--test t``, ``rank``, ``auto``) under a null effect, with normal and with heavy-tailed
+  (Student t, 2 degrees of freedom) differences, and its power on known effects.
 
 The tests (``tests/test_verdicts.py``) call the same functions with fewer repetitions.
 """
@@ -19,7 +22,7 @@ import numpy as np
 from lrexp.compare.stats import ALPHA
 from lrexp.compare.stats.describe import mean_ci
 from lrexp.compare.stats.family import decide
-from lrexp.compare.stats.pairwise import paired_stats
+from lrexp.compare.stats.pairwise import TESTS, paired_stats, paired_test
 from lrexp.compare.stats.power import seeds_needed
 
 SD = 0.004  # seed-to-seed sd of an accuracy (the README's schedule_study: about 0.4 %)
@@ -60,6 +63,26 @@ def simulated_power(delta: float, sd: float, n: int, m: int, sims: int, seed: in
     return float(np.mean(wilcoxon(diffs, axis=1, method="exact").pvalue < ALPHA / m))
 
 
+NOISES = ("normal", "heavy")
+
+
+def differences(rng: np.random.Generator, noise: str, sims: int, n: int) -> np.ndarray:
+    """Paired differences with sd about 1: normal, or Student t with 2 degrees of freedom
+    (heavy tails: its variance is infinite)."""
+    if noise == "normal":
+        return rng.normal(0.0, 1.0, (sims, n))
+    return rng.standard_t(2, (sims, n))
+
+
+def verdict_rate(test: str, noise: str, n: int, effect: float, sims: int, seed: int) -> float:
+    """Share of ``sims`` single paired comparisons of ``n`` seeds called better or worse by
+    ``test`` (p < α), the differences shifted by ``effect``: the false-verdict rate when it is
+    0, the power otherwise."""
+    rng = np.random.default_rng(seed)
+    diffs = differences(rng, noise, sims, n) + effect
+    return float(np.mean([paired_test(d, test)[1] < ALPHA for d in diffs]))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sweeps", type=int, default=200)
@@ -89,3 +112,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         cells = " | ".join(f"{p:.3f}" for p in powers)
         print(f"| {delta} | {sd} | {m} | {planned} | {cells} |")
+    print(
+        f"\nOne paired comparison: share called better/worse ({args.sims} simulations, α {ALPHA})"
+    )
+    print("| differences | effect (sd) | seeds | " + " | ".join(TESTS) + " |")
+    print("|---|---:|---:|" + "---:|" * len(TESTS))
+    for noise in NOISES:
+        for effect in (0.0, 1.0, 2.0):
+            for n in (3, 5, 10):
+                rates = [verdict_rate(t, noise, n, effect, args.sims, seed=n) for t in TESTS]
+                cells = " | ".join(f"{r:.3f}" for r in rates)
+                print(f"| {noise} | {effect:g} | {n} | {cells} |")

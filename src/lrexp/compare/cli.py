@@ -13,6 +13,7 @@ from lrexp.compare.common import CompareError
 from lrexp.compare.console import verdict_lines
 from lrexp.compare.core import REPORT_FILES, compare
 from lrexp.compare.outcomes import OUTCOMES
+from lrexp.compare.stats.pairwise import TESTS
 from lrexp.tracking.uri import DEFAULT_TRACKING_URI
 
 
@@ -84,6 +85,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "validation example, 1/dataset.val_size",
     )
     parser.add_argument(
+        "--test",
+        choices=TESTS,
+        default="auto",
+        help="the test of Δ = 0 on paired seeds: t (paired t-test, assumes normal differences), "
+        "rank (exact signed-rank: no assumption, but below 6 seeds it cannot reach p < 0.05) "
+        "or auto: t, unless from 6 seeds on Shapiro-Wilk rejects normal differences "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--plan-seeds",
         type=number(True),
         metavar="DELTA",
@@ -120,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             baseline=args.baseline,
             equivalence=args.equivalence,
             plan_seeds=args.plan_seeds,
+            test=args.test,
             log_to_parent=not args.no_log,
             artifact_path=args.out.resolve().name or None,
         )

@@ -46,7 +46,8 @@ COLUMNS = (
     Column(
         "p",
         "p",
-        "two-sided exact signed-rank p (paired) or rank-sum p (unpaired)",
+        "two-sided p of Δ = 0: paired t or exact signed-rank (the notes say which), rank-sum "
+        "unpaired",
         "p",
     ),
     Column("p_holm", "Holm p", "p adjusted (Holm) over every comparison in this table", "p"),

@@ -51,6 +51,7 @@ def compare(
     baseline: str | None = None,
     equivalence: float | None = None,
     plan_seeds: float | None = None,
+    test: str = "auto",
     log_to_parent: bool = True,
     artifact_path: str | None = None,
     history_files: bool = True,
@@ -65,7 +66,8 @@ def compare(
     narrowed by an MLflow ``filter_string`` (which alone searches every experiment). Returns
     ``out_dir``. Raises :class:`CompareError` for an unknown experiment, a parent without
     children, a filter matching nothing, an unreadable store or a bad option. ``bulk=False``
-    forces the ``get_metric_history`` path; ``history_files=False`` makes a tracking server's
+    forces the ``get_metric_history`` path; ``test`` picks the test of Δ = 0
+    (:data:`lrexp.compare.stats.pairwise.TESTS`); ``history_files=False`` makes a tracking server's
     runs be read through its bulk endpoint even where they have a history file.
     """
     from lrexp.compare import figures, figures_rank
@@ -107,6 +109,7 @@ def compare(
         equivalence=equivalence,
         plan_delta=plan_seeds,
         panel_key=group_by,
+        test=test,
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

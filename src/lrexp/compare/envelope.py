@@ -85,7 +85,8 @@ def finals(records: Sequence[RunRecord]) -> list[Final]:
         if not values:
             continue
         if record.tags.get("fork_of"):
-            curve = f"{record.tags.get('fork_shape', '?')} cooldown"
+            shape = record.tags.get("fork_shape", "?")
+            curve = "merge" if shape == "merge" else f"{shape} cooldown"
             steps = int(record.tags["fork_at"]) + int(record.tags["fork_length"])
         else:
             curve = record.params.get("schedule.name", record.base_name)
@@ -161,6 +162,8 @@ def write_table(
     lengths = sorted({steps for c in curves for steps in table[c]})
     lines = [f"# {title}: cooldown envelope", ""]
     for key in METRICS:
+        if not any(key in values for c in curves for values in table[c].values()):
+            continue  # a metric no run logs (accuracy, for a language model)
         lines += [
             f"Final {key} (mean ± sd over seeds, n):",
             "",

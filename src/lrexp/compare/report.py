@@ -175,6 +175,8 @@ CSV_STATS = [
     "p_beat_high",
     "p",
     "p_holm",
+    "test",
+    "normality_p",
     "tost_p",
     "tost_p_holm",
     "mde",
@@ -198,6 +200,7 @@ def stat_values(a: Analysis, index: int) -> dict[str, Any]:
         s, d = comp.stats, comp.decision
         out |= {k: getattr(s, k) for k in ("delta", "delta_low", "delta_high", "p_beat")}
         out |= {k: getattr(s, k) for k in ("p_beat_low", "p_beat_high", "p", "tost_p")}
+        out |= {"test": s.test, "normality_p": s.normality_p}
         out |= {"p_holm": d.p_holm, "tost_p_holm": d.tost_holm, "mde": d.mde}
         out |= {"seeds_needed": d.seeds_needed, "paired": s.paired}
         out["pairing"] = comp.pairing.reason

@@ -15,11 +15,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from lrexp.config.resuming import setup_of
 from lrexp.errors import ConfigError
 from lrexp.optim import scaled_lr
-from lrexp.run.fork import Fork, find_checkpoint
+from lrexp.run.fork import Fork, find_checkpoint, merged_checkpoints
 from lrexp.run.resume import RecordedPlan, read_checkpoint
 from lrexp.schedules.closed_form import check_decay
 
-FORK_KEYS = ("from", "at", "length", "frac", "shape", "min_factor")
+FORK_KEYS = ("from", "at", "length", "frac", "shape", "min_factor", "merge")
 
 
 def fork_settings(cfg: DictConfig) -> dict[str, Any] | None:
@@ -54,6 +54,14 @@ def resolve_fork(cfg: DictConfig) -> Fork | None:
     if stored.plan is None:
         raise ConfigError("fork.from", f"{path} records no plan (written by an older lrexp)")
     check_same_setup(cfg, stored.plan)
+    merge = settings.get("merge")
+    if merge is not None:
+        if isinstance(merge, bool) or not isinstance(merge, int) or merge < 1:
+            raise ConfigError("fork.merge", f"must be a number of checkpoints >= 1, got {merge!r}")
+        tracking_uri = str(cfg.logger.tracking_uri)
+        merged = merged_checkpoints(source, stored.step, merge, tracking_uri)
+        trunk_run = run_id or stored.run_id
+        return Fork(path, trunk_run, stored.plan, stored.step, 0, "merge", 0.0, merged)
     length = cooldown_length(settings, stored.step)
     shape, min_factor = settings.get("shape", "linear"), settings.get("min_factor", 0.0)
     try:
@@ -108,10 +116,11 @@ def check_same_setup(cfg: DictConfig, trunk: RecordedPlan) -> None:
 
 def forked(cfg: DictConfig, fork: Fork) -> DictConfig:
     """``cfg`` as ``fork`` trains it: the joined schedule, ``at + length`` steps, and the
-    trunk's base LR (already checked equal)."""
+    trunk's base LR (already checked equal); a merge: the trunk's schedule, ``at`` steps."""
     copied = copy.deepcopy(cfg)
     with open_dict(copied):
-        copied.schedule = fork.schedule()
+        # a merge trains no step: it keeps the trunk's schedule, for the record
+        copied.schedule = fork.trunk.schedule if fork.merged else fork.schedule()
         copied.trainer.max_steps = fork.at + fork.length
         copied.trainer.max_epochs = -1
         copied.optimizer.lr = fork.trunk.base_lr

@@ -45,6 +45,7 @@ class RunSettings:
     paths: Any = None
     tune: Any = None
     fork: Any = None
+    averaging: Any = None
 
 
 @dataclass

@@ -22,10 +22,13 @@ from lrexp.tracking.uri import redact
 
 def run_name(cfg: DictConfig) -> str:
     """``<schedule>-<optimizer>-<model>-<dataset>-s<seed>``; a cooldown names its shape and
-    start (``cooldown-sqrt@560``)."""
+    start (``cooldown-sqrt@560``), a merge its checkpoints and last step (``merge-3@600``)."""
     schedule = str(cfg.schedule.name)
     if schedule == "cooldown":
         schedule = f"cooldown-{cfg.schedule.get('shape')}@{cfg.schedule.get('at')}"
+    fork = cfg.get("fork")
+    if fork is not None and fork.get("merge") is not None:
+        schedule = f"merge-{fork.merge}@{fork.get('at')}"
     parts = (schedule, cfg.optimizer.name, cfg.model.name, cfg.dataset.name)
     return "-".join(str(p) for p in parts) + f"-s{cfg.seed}"
 

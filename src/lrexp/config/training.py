@@ -112,6 +112,7 @@ def _spec(cfg: DictConfig, name: str | None = None, **settled: Any) -> TrainSpec
         ),
         train_loss_every=int(loss_every) if loss_every else None,
         compile=bool(cfg.get("compile")),
+        averaging=plain(cfg.averaging) if cfg.get("averaging") is not None else None,
         pruning=pruning,
         **settled,
     )
@@ -164,7 +165,12 @@ def finder_spec(cfg: DictConfig) -> tuple[TrainSpec, LRFindSettings]:
 def train_config(
     cfg: DictConfig, callbacks: Sequence[pl.Callback] = (), on_open: Sequence[OnOpen] = ()
 ) -> RunResult:
-    """Train the run ``cfg`` describes (:func:`lrexp.run.train.train` of its spec)."""
+    """Train the run ``cfg`` describes (:func:`lrexp.run.train.train` of its spec); a merge
+    (``fork=merge``) is evaluated instead (:func:`lrexp.run.merge.evaluate_merge`)."""
+    from lrexp.run.merge import evaluate_merge
     from lrexp.run.train import train
 
-    return train(train_spec(cfg), callbacks, on_open)
+    spec = train_spec(cfg)
+    if spec.fork is not None and spec.fork.merged:
+        return evaluate_merge(spec, callbacks, on_open)
+    return train(spec, callbacks, on_open)

@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from lrexp.averaging import check_averaging
 from lrexp.config.forking import forked, resolve_fork
 from lrexp.config.parts import TENSOR_DATA, data_info, label
 from lrexp.config.planning import planned_steps
@@ -120,6 +121,8 @@ def validate_settled(cfg: DictConfig) -> None:
             f"(warmup allowed), got {container['schedule'].get('name')}",
         )
     check_kept_steps(container["callbacks"]["checkpoint"], total)
+    if container.get("averaging") is not None:
+        check_averaging(container["averaging"], total, bool(schedule_free_class(optimizer_class)))
     if schedule.cycles_momentum:
         momentum_key(inspect.signature(optimizer_class.__init__).parameters)
     trainer = container["trainer"]

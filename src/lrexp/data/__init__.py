@@ -5,6 +5,7 @@ from lrexp.data.describe import DataInfo, describe
 from lrexp.data.module import DataSpec, TensorDataModule
 from lrexp.data.resumable import ResumableSampler, TrainPosition
 from lrexp.data.sources import SOURCES
+from lrexp.data.text import TextDataModule
 
 __all__ = [
     "SOURCES",
@@ -12,6 +13,7 @@ __all__ = [
     "DataSpec",
     "ResumableSampler",
     "TensorDataModule",
+    "TextDataModule",
     "TrainPosition",
     "describe",
 ]

@@ -6,8 +6,9 @@ the same way.
 """
 
 from lrexp.models.cnn import CNN
+from lrexp.models.gpt import GPT
 from lrexp.models.linear import Linear
 from lrexp.models.lstm import LSTM
 from lrexp.models.mlp import MLP
 
-__all__ = ["CNN", "LSTM", "MLP", "Linear"]
+__all__ = ["CNN", "GPT", "LSTM", "MLP", "Linear"]

@@ -47,6 +47,8 @@ class Fork:
     length: int
     shape: str
     min_factor: float
+    #: a merge (``fork=merge``): the kept checkpoints whose weights it averages, by step
+    merged: tuple[tuple[int, Path], ...] = ()
 
     def schedule(self) -> dict[str, Any]:
         """The fork's ``schedule`` node: the trunk's schedule joined to the cooldown."""
@@ -77,6 +79,8 @@ class Fork:
         }
         if self.trunk_run_id:
             tags["fork_of"] = self.trunk_run_id
+        if self.merged:
+            tags["merged_steps"] = ",".join(str(step) for step, _ in self.merged)
         return tags
 
     def start(self, output_dir: Path) -> Path:
@@ -98,9 +102,19 @@ def find_checkpoint(source: str, at: int | None, tracking_uri: str) -> tuple[Pat
     path = Path(source).expanduser()
     if path.is_file():
         return path, None
+    trunk, folder, kept, run_id = trunk_kept(source, tracking_uri)
+    return kept_step(trunk, folder, kept, at), run_id
+
+
+def trunk_kept(source: str, tracking_uri: str) -> tuple[str, Path, list[int], str | None]:
+    """(the trunk in words, its checkpoint folder, the steps it kept, its run id) of a trunk
+    named by its checkpoint folder, a kept checkpoint or its run id."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        path = path.parent
     if path.is_dir():
         kept = sorted(int(p.stem.removeprefix("step-")) for p in path.glob("step-*.ckpt"))
-        return kept_step(str(path), path, kept, at), None
+        return str(path), path, kept, None
     if not RUN_ID.fullmatch(source):
         raise ConfigError(
             "fork.from", f"{source!r} is no checkpoint file, checkpoint folder or run id"
@@ -113,7 +127,23 @@ def find_checkpoint(source: str, at: int | None, tracking_uri: str) -> tuple[Pat
             f"run {source} kept no checkpoints (train the trunk with "
             "callbacks.checkpoint.keep_steps=[...] or keep_every_n_steps=N)",
         )
-    return kept_step(f"run {source}", Path(tags[KEPT_DIR_TAG]), kept, at), source
+    return f"run {source}", Path(tags[KEPT_DIR_TAG]), sorted(kept), source
+
+
+def merged_checkpoints(
+    source: str, at: int, count: int, tracking_uri: str
+) -> tuple[tuple[int, Path], ...]:
+    """The last ``count`` checkpoints the trunk kept up to step ``at`` (``at`` among them)."""
+    trunk, folder, kept, _ = trunk_kept(source, tracking_uri)
+    up_to = [step for step in kept if step <= at]
+    if len(up_to) < count:
+        listed = ", ".join(map(str, up_to)) or "none"
+        raise ConfigError(
+            "fork.merge",
+            f"averages {count} checkpoints, but {trunk} kept {len(up_to)} up to step {at} "
+            f"({listed})",
+        )
+    return tuple((step, kept_step(trunk, folder, kept, step)) for step in up_to[-count:])
 
 
 def kept_step(trunk: str, folder: Path, kept: list[int], at: int | None) -> Path:

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from lrexp.averaging import Averager
 from lrexp.errors import DivergedError
 from lrexp.optim import build_optimizer, is_schedule_free
 from lrexp.plan import StepPlan, positions_for
@@ -62,6 +63,7 @@ class LRModule(pl.LightningModule):
         steps: StepOptions,
         plan: StepPlan,
         recorded: RecordedPlan | None = None,
+        averager: Averager | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -74,6 +76,8 @@ class LRModule(pl.LightningModule):
         self.optimizer_cfg = dict(optimizer)
         self.schedule_cfg = dict(schedule)
         self.task = task
+        #: averaged weights evaluated beside the network's (a submodule: in checkpoints)
+        self.averager = averager
         self.loss_sums: dict[str, Tensor] = {}
         self.latest: dict[str, float] = {}
         self.scheduler: ScheduledLR | None = None
@@ -84,6 +88,8 @@ class LRModule(pl.LightningModule):
         self.metric_driven = False
         #: gradients of an unfinished accumulation window are waiting for more micro-batches
         self.mid_window = False
+        #: the step metrics are logged at when it is not the trainer's (a merge: its trunk's)
+        self.log_step: int | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook call (dozens per step); it is a
@@ -104,9 +110,18 @@ class LRModule(pl.LightningModule):
             if split != "train":
                 self.task.update(split, outputs, y)
             stats = self.task.step_sums(outputs, y, loss)  # summed on the device: no host sync
-            total = self.loss_sums.get(split)
-            self.loss_sums[split] = stats if total is None else total.add_(stats)
+            self._add_sums(split, stats)
+            averaged = self.averager.evaluated() if self.averager is not None else None
+            if split != "train" and averaged is not None:
+                average_outputs = averaged(x)
+                average_loss = self.task.loss(average_outputs, y)
+                sums = self.task.step_sums(average_outputs, y, average_loss)
+                self._add_sums(f"{split}~average", sums)
         return loss
+
+    def _add_sums(self, key: str, stats: Tensor) -> None:
+        total = self.loss_sums.get(key)
+        self.loss_sums[key] = stats if total is None else total.add_(stats)
 
     def _epoch_metrics(self, split: str) -> dict[str, float]:
         """The task's metrics over the epoch, summed across processes; then reset. A model with
@@ -117,6 +132,10 @@ class LRModule(pl.LightningModule):
             return {}
         sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
         metrics = self.task.epoch_metrics(split, sums)
+        averaged = self.loss_sums.pop(f"{split}~average", None)
+        if averaged is not None and self.averager is not None:  # every task sums loss first
+            averaged = self.trainer.strategy.reduce(averaged, reduce_op="sum")
+            metrics[self.averager.metric(split)] = float(averaged[0] / averaged[-1])
         logged_values = getattr(self.net, "logged_values", None)
         if split == "val" and callable(logged_values):
             metrics.update(logged_values())
@@ -124,7 +143,8 @@ class LRModule(pl.LightningModule):
         # store gets them at step = optimizer updates so far, the same axis as the `lr` trace
         self.log_dict(metrics, rank_zero_only=True, logger=False)
         if self.logger is not None and self.trainer.is_global_zero:
-            self.logger.log_metrics(metrics, step=self.trainer.global_step)
+            step = self.trainer.global_step if self.log_step is None else self.log_step
+            self.logger.log_metrics(metrics, step=step)
         self.latest.update(metrics)
         return metrics
 
@@ -147,6 +167,8 @@ class LRModule(pl.LightningModule):
         if not self.mid_window:
             optimizer.step()
             self._step_schedulers("step", batch_idx + 1)
+            if self.averager is not None:
+                self.averager.update(self.net, self.trainer.global_step)
         return loss
 
     def _step_schedulers(self, interval: str, count: int) -> None:
@@ -222,6 +244,7 @@ class LRModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self.loss_sums.pop("val", None)
+            self.loss_sums.pop("val~average", None)
             self.task.reset("val")
             return
         self._epoch_metrics("val")

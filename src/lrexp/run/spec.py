@@ -100,6 +100,7 @@ class TrainSpec:
     progress_refresh: int | None  #: None: no progress bar
     train_loss_every: int | None  #: None: no train-loss trace
     compile: bool = False
+    averaging: dict[str, Any] | None = None  #: ``averaging.*`` (:mod:`lrexp.averaging`)
     resume: Path | None = None  #: the checkpoint a resumed run continues from
     stored: CheckpointInfo = field(default_factory=lambda: CheckpointInfo(None, None))
     fork: Fork | None = None

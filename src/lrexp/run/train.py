@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from lrexp.data import TensorDataModule
+from lrexp.averaging import build_averager
 from lrexp.data.describe import class_name, describe, has_test_split
 from lrexp.digests import weights_digest
 from lrexp.run.callbacks import (
@@ -38,12 +38,17 @@ from lrexp.run.lifecycle import OnOpen, RunLifecycle
 from lrexp.run.module import LRModule
 from lrexp.run.resume import RecordedPlan, check_mid_epoch
 from lrexp.run.spec import TrainSpec
+from lrexp.run.tokens import TokenThroughput
 from lrexp.tags import ORDER_UNKNOWN_TAG
-from lrexp.tasks import Task
+from lrexp.tasks import TOKENS, Task
 from lrexp.tracking.logger import BufferedMlflowLogger
 
 if TYPE_CHECKING:
     from lrexp.tracking.store import TrackedRun
+
+
+#: optimizer steps between tokens-per-second points when the train-loss trace is off
+DEFAULT_TOKENS_EVERY = 10
 
 
 @dataclass
@@ -62,10 +67,12 @@ class RunResult:
 def log_dataset(run: TrackedRun, spec: TrainSpec, data: pl.LightningDataModule) -> None:
     """Record the data as an MLflow dataset input, for data modules that can digest their
     splits (lrexp's own); another data module is named by the run's params and tags."""
-    if not isinstance(data, TensorDataModule):
+    digest, size = getattr(data, "digest", None), getattr(data, "size", None)
+    if not callable(digest) or not callable(size):
         return
-    sizes = {split: data.size(split) for split in ("train", "val", "test")}
-    run.log_dataset(spec.dataset_label, data.digest(), spec.dataset_source, sizes)
+    sizes = {split: size(split) for split in ("train", "val", "test")}
+    source = getattr(data, "source", None) or spec.dataset_source
+    run.log_dataset(spec.dataset_label, digest(), str(source), sizes)
 
 
 def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str, str]:
@@ -81,11 +88,37 @@ def pairing_tags(net: torch.nn.Module, data: pl.LightningDataModule) -> dict[str
     return tags
 
 
+def data_tags(
+    spec: TrainSpec, net: torch.nn.Module, data: pl.LightningDataModule
+) -> dict[str, str]:
+    """What a run records about its data and model: the model's parameter count (a tied
+    tensor once), how many times the run reads its training data (a data module meant for
+    one pass says so when a run repeats it), and the data module's own description."""
+    plan = spec.plan
+    passes = plan.total * spec.steps.accumulate / plan.batches_per_epoch
+    if getattr(data, "single_pass", False) and passes > 1:
+        print(
+            f"lrexp: warning: the run reads its training data {passes:.2f} times ({plan.total} "
+            f"optimizer steps of {plan.batches_per_epoch} batches per pass): not single-pass",
+            file=sys.stderr,
+            flush=True,
+        )
+    describe_data = getattr(data, "description", None)
+    return {
+        "parameters": str(sum(p.numel() for p in net.parameters())),
+        "data_passes": f"{passes:.4g}",
+        **(describe_data() if callable(describe_data) else {}),
+    }
+
+
 def lightning_module(
     spec: TrainSpec, net: torch.nn.Module, task: Task, recorded: RecordedPlan | None = None
 ) -> LRModule:
-    """The LightningModule of a run: its optimizer, schedule and step options."""
-    return LRModule(net, task, spec.optimizer, spec.schedule, spec.steps, spec.plan, recorded)
+    """The LightningModule of a run: its optimizer, schedule, step options and averaging."""
+    averager = build_averager(spec.averaging, net) if spec.averaging is not None else None
+    return LRModule(
+        net, task, spec.optimizer, spec.schedule, spec.steps, spec.plan, recorded, averager
+    )
 
 
 def build_trainer(
@@ -158,7 +191,7 @@ def train(
         )
     net, info, task = spec.parts.build(info, data)
     # arms that share a seed must share these; lrexp-compare checks before pairing them
-    pairing = pairing_tags(net, data)
+    pairing = {**pairing_tags(net, data), **data_tags(spec, net, data)}
     if spec.compile:
         net.compile()  # in place: checkpoints keep the plain parameter names
     module = lightning_module(spec, net, task, spec.recorded)
@@ -180,7 +213,8 @@ def train(
         defer=spec.world_size == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
-    lifecycle.tags.update({**pairing, **task.tags(), "num_outputs_from": info.outputs_from})
+    averaged = module.averager.modes() if module.averager is not None else None
+    lifecycle.tags.update({**pairing, **task.tags(averaged), "num_outputs_from": info.outputs_from})
     if spec.extended_from is not None:
         lifecycle.tags["extended_from"] = str(spec.extended_from)
     kept: list[int] = []
@@ -200,6 +234,8 @@ def train(
         )
         # a search's job whose sweeper has a pruner reports the task's objective to its trial
         extra += spec.pruning(lifecycle.tags, task.objective)
+        if info.targets == TOKENS:
+            extra.append(TokenThroughput(spec.train_loss_every or DEFAULT_TOKENS_EVERY))
         trainer.callbacks.extend([*extra, *callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)

@@ -1,14 +1,26 @@
-"""One arm against a baseline: Δ, P(beat), an exact rank test, TOST and the verdict.
+"""One arm against a baseline: Δ, P(beat), a test of Δ = 0, TOST and the verdict.
 
 Paired (runs of the two arms share each seed and are proven to start alike): the
 differences d = arm − baseline over the shared seeds give Δ = mean(d) with a BCa bootstrap
 CI, P(beat) = share of seeds where the arm wins (ties count half) with a percentile bootstrap
-CI, the signed-rank p (``scipy.stats.wilcoxon``: exact without ties or zeros, else an exact
-sign-flip enumeration up to 16 pairs) and ``ttost_paired``.
+CI, the p of Δ = 0 and ``ttost_paired``. The p comes from one of two tests (``test``):
+
+* ``rank``: the signed-rank test (``scipy.stats.wilcoxon``: exact without ties or zeros, else
+  an exact sign-flip enumeration up to 16 pairs). It assumes nothing about the shape of the
+  differences, but its smallest two-sided p with n pairs is 2/2^n: with fewer than 6 pairs
+  no effect, however large, reaches p < 0.05;
+* ``t``: the paired t-test (``scipy.stats.ttest_1samp`` on d), whose power grows with the
+  size of the effect against the spread, not only with n. It assumes normal differences;
+* ``auto`` (the default): from :data:`RANK_FROM` pairs on, the rank test when the
+  Shapiro-Wilk test (``scipy.stats.shapiro``) rejects normal differences at 0.05, else the
+  t-test; below that the t-test, since the rank test could call nothing there (Shapiro-Wilk
+  on 3 to 5 values says little: two equal differences among three give p = 0). The report
+  names the test each comparison used and the Shapiro-Wilk p (from 3 pairs).
 
 Unpaired (the fallback when the pairing is not proven): Δ = difference of the means with an
 independent BCa bootstrap CI, P(beat) = P(arm > baseline) over all pairs of runs, the
-rank-sum p (``scipy.stats.mannwhitneyu``, exact or permutation) and ``ttost_ind``.
+rank-sum p (``scipy.stats.mannwhitneyu``, exact or permutation; Welch's t-test with
+``test=t``) and ``ttost_ind``.
 """
 
 from __future__ import annotations
@@ -23,6 +35,13 @@ from lrexp.compare.stats.describe import bootstrap_ci
 
 EXACT_RESAMPLES = 2**16  # permutation tests enumerate every sign flip up to 16 pairs
 NAN = math.nan
+#: the tests of Δ = 0 a comparison may use (see the module's docstring)
+TESTS = ("auto", "rank", "t")
+#: ``auto`` keeps the t-test unless Shapiro-Wilk rejects normal differences at this level ...
+NORMALITY_ALPHA = 0.05
+#: ... with at least this many pairs (the first n whose smallest signed-rank p, 2/2^n, is
+#: below α = 0.05)
+RANK_FROM = 6
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,8 @@ class PairStats:
     p: float
     tost_p: float
     sd: float  # sd of the paired differences, or the pooled sd
+    test: str = "signed-rank"  #: the test that gave ``p``: signed-rank, t, rank-sum, welch-t
+    normality_p: float = NAN  #: Shapiro-Wilk p of the paired differences (from 3 pairs)
 
 
 def _beat_share(d: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -122,6 +143,40 @@ def rank_sum_p(a: np.ndarray, b: np.ndarray, seed: int = SEED) -> float:
     return _permutation_p((a, b), _rank_sum, "independent", seed)
 
 
+def paired_t_p(d: np.ndarray) -> float:
+    """Two-sided p of the paired t-test (mean of ``d`` = 0). Differences without spread give
+    0 when their mean is not 0 (t is infinite), else 1; a single difference gives 1."""
+    from scipy.stats import ttest_1samp
+
+    d = np.asarray(d, dtype=float)
+    if d.size < 2:
+        return 1.0
+    if np.ptp(d) == 0:
+        return 0.0 if d[0] != 0 else 1.0
+    return float(ttest_1samp(d, 0.0).pvalue)
+
+
+def normality_p(d: np.ndarray) -> float:
+    """Shapiro-Wilk p of ``d`` (NaN below 3 values or without spread)."""
+    from scipy.stats import shapiro
+
+    d = np.asarray(d, dtype=float)
+    if d.size < 3 or np.ptp(d) == 0:
+        return NAN
+    return float(shapiro(d).pvalue)
+
+
+def paired_test(d: np.ndarray, test: str) -> tuple[str, float]:
+    """The test ``test`` picks for the differences ``d`` (t or signed-rank), and its p."""
+    if test not in TESTS:
+        raise ValueError(f"test must be one of {', '.join(TESTS)}, got {test!r}")
+    if test == "auto":
+        test = "rank" if d.size >= RANK_FROM and normality_p(d) < NORMALITY_ALPHA else "t"
+    if test == "t":
+        return "t", paired_t_p(d)
+    return "signed-rank", signed_rank_p(d)
+
+
 def tost_p(arm: np.ndarray, base: np.ndarray, margin: float, paired: bool) -> float:
     """TOST p for |Δ| < ``margin`` (NaN without a margin or with fewer than 2 values)."""
     from statsmodels.stats.weightstats import ttost_ind, ttost_paired
@@ -137,10 +192,14 @@ def tost_p(arm: np.ndarray, base: np.ndarray, margin: float, paired: bool) -> fl
     return float(ttost_ind(arm, base, -margin, margin, usevar="unequal")[0])
 
 
-def paired_stats(arm: np.ndarray, base: np.ndarray, margin: float, seed: int = SEED) -> PairStats:
-    """The paired numbers; ``arm[i]`` and ``base[i]`` come from the same seed."""
+def paired_stats(
+    arm: np.ndarray, base: np.ndarray, margin: float, seed: int = SEED, test: str = "auto"
+) -> PairStats:
+    """The paired numbers; ``arm[i]`` and ``base[i]`` come from the same seed; ``test``: the
+    test of Δ = 0 (:data:`TESTS`)."""
     d = np.asarray(arm, dtype=float) - np.asarray(base, dtype=float)
     n = int(d.size)
+    used, p = paired_test(d, test) if n >= 1 else ("signed-rank", NAN)
     low, high = bootstrap_ci((d,), np.mean, seed=seed)
     beat_low, beat_high = bootstrap_ci((d,), _beat_share, method="percentile", seed=seed)
     return PairStats(
@@ -153,15 +212,23 @@ def paired_stats(arm: np.ndarray, base: np.ndarray, margin: float, seed: int = S
         p_beat=float(_beat_share(d)) if n else NAN,
         p_beat_low=beat_low,
         p_beat_high=beat_high,
-        p=signed_rank_p(d, seed) if n >= 1 else NAN,
+        p=p,
         tost_p=tost_p(np.asarray(arm, float), np.asarray(base, float), margin, paired=True),
         sd=float(np.std(d, ddof=1)) if n > 1 else NAN,
+        test=used,
+        normality_p=normality_p(d),
     )
 
 
-def unpaired_stats(arm: np.ndarray, base: np.ndarray, margin: float, seed: int = SEED) -> PairStats:
-    """The unpaired numbers, for arms whose runs are not proven to share their starts."""
+def unpaired_stats(
+    arm: np.ndarray, base: np.ndarray, margin: float, seed: int = SEED, test: str = "auto"
+) -> PairStats:
+    """The unpaired numbers, for arms whose runs are not proven to share their starts: the
+    rank-sum test, or Welch's t-test when ``test`` is ``t``."""
+    from scipy.stats import ttest_ind
+
     a, b = np.asarray(arm, dtype=float), np.asarray(base, dtype=float)
+    welch = test == "t" and min(a.size, b.size) >= 2
     low, high = bootstrap_ci((a, b), _mean_diff, seed=seed)
     beat_low, beat_high = bootstrap_ci((a, b), _beat_all_pairs, method="percentile", seed=seed)
     some = a.size > 0 and b.size > 0
@@ -183,9 +250,10 @@ def unpaired_stats(arm: np.ndarray, base: np.ndarray, margin: float, seed: int =
         p_beat=float(_beat_all_pairs(a, b)) if some else NAN,
         p_beat_low=beat_low,
         p_beat_high=beat_high,
-        p=rank_sum_p(a, b, seed),
+        p=float(ttest_ind(a, b, equal_var=False).pvalue) if welch else rank_sum_p(a, b, seed),
         tost_p=tost_p(a, b, margin, paired=False),
         sd=pooled,
+        test="welch-t" if welch else "rank-sum",
     )
 
 
