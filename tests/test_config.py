@@ -25,6 +25,7 @@ GROUPS = (
     "logger",
     "callbacks",
     "paths",
+    "averaging",
 )
 #: options that need regression: they validate with the convex testbed and the linear model
 REGRESSION = {
@@ -33,6 +34,8 @@ REGRESSION = {
     ("dataset", "seed_linear"),
     ("dataset", "powerlaw"),
 }
+#: options of language models: they validate with the GPT on the offline text
+LANGUAGE = {("task", "language_model"), ("dataset", "text"), ("model", "gpt")}
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS
@@ -55,7 +58,10 @@ def test_every_option_composes_and_validates(
     make_cfg: Callable[..., DictConfig], group: str, option: str
 ) -> None:
     regression = ["task=regression", "dataset=convex", "model=linear"]
-    cfg = make_cfg(*(regression if (group, option) in REGRESSION else []), f"{group}={option}")
+    language = ["task=language_model", "dataset=text", "model=gpt"]
+    paired = regression if (group, option) in REGRESSION else []
+    paired = language if (group, option) in LANGUAGE else paired
+    cfg = make_cfg(*paired, f"{group}={option}")
     OmegaConf.to_container(cfg, resolve=True)
     if schedule_free_class(locate(cfg.optimizer._target_, "optimizer")):  # needs constant
         with pytest.raises(ConfigError, match=r"needs schedule=constant"):

@@ -138,7 +138,7 @@ def test_rank_tests_equal_scipy() -> None:
     assert rank_sum_p(a_tied, b) == pytest.approx(scipy_u)
 
 
-def test_paired_t_test_equals_scipy_and_auto_falls_back_on_non_normal_differences() -> None:
+def test_paired_t_test_equals_scipy_and_auto_picks_the_test_by_seeds() -> None:
     # the 3 seeds of WSD against cosine on Tiny Shakespeare: d = -0.059, -0.065, -0.065
     arm, base = np.array([1.801, 1.82, 1.79]), np.array([1.86, 1.885, 1.855])
     stats = paired_stats(arm, base, 0.0)
@@ -146,11 +146,12 @@ def test_paired_t_test_equals_scipy_and_auto_falls_back_on_non_normal_difference
     assert stats.p == pytest.approx(sps.ttest_rel(arm, base).pvalue)
     assert stats.normality_p == pytest.approx(sps.shapiro(arm - base).pvalue)
     assert paired_stats(arm, base, 0.0, test="rank").p == 0.25  # 3 seeds: never below 2/2^3
-    # one wild difference among ten: Shapiro-Wilk rejects normality, auto takes the rank test
+    # ten seeds: auto takes the rank test, which needs no normal differences
     wild = np.array([0.1, 0.12, 0.09, 0.11, 0.1, 0.13, 0.08, 0.1, 0.12, 5.0])
-    assert normality_p(wild) < 0.05
+    assert normality_p(wild) < 0.05  # one wild difference: Shapiro-Wilk rejects normality
     assert paired_test(wild, "auto") == ("signed-rank", signed_rank_p(wild))
-    assert paired_test(wild, "t")[0] == "t"
+    assert paired_test(wild, "t") == ("t", pytest.approx(sps.ttest_1samp(wild, 0).pvalue))
+    assert paired_test(wild[:5], "auto")[0] == "t"  # five: the rank test could call nothing
     assert paired_test(np.array([0.2, 0.2, 0.2]), "t") == ("t", 0.0)  # no spread: t infinite
     with pytest.raises(ValueError, match="test must be one of auto, rank, t"):
         paired_test(wild, "z")

@@ -22,7 +22,12 @@ from lrexp.compare.records import RunRecord, config_labels, lookup
 from lrexp.compare.stats import ranking
 from lrexp.compare.stats.describe import Description, describe
 from lrexp.compare.stats.family import Decision, decide
-from lrexp.compare.stats.pairwise import PairStats, paired_stats, unpaired_stats
+from lrexp.compare.stats.pairwise import (
+    NORMALITY_ALPHA,
+    PairStats,
+    paired_stats,
+    unpaired_stats,
+)
 
 
 @dataclass
@@ -77,6 +82,8 @@ class Analysis:
     comparisons: dict[str, Comparison]
     ranking: Ranking
     notes: list[str] = field(default_factory=list)
+    #: which test gave each comparison's p, and why (the report's, not the console's)
+    tests: list[str] = field(default_factory=list)
 
     @property
     def family_size(self) -> int:
@@ -209,20 +216,29 @@ TEST_NAMES = {
 
 
 def test_lines(comparisons: dict[str, Comparison], test: str) -> list[str]:
-    """Which test gave each comparison's p, and why (``--test``)."""
+    """Which test gave each comparison's p, and why (``--test``); a t-test whose differences
+    Shapiro-Wilk finds far from normal is named."""
     by_test: dict[str, list[str]] = {}
     for comp in comparisons.values():
         by_test.setdefault(comp.stats.test, []).append(comp.arm)
     rule = {
-        "auto": "--test auto: the paired t-test, unless from 6 seeds on Shapiro-Wilk rejects "
-        "normal differences at 0.05",
+        "auto": "--test auto: the exact signed-rank test from 6 seeds on, where it can reach "
+        "p < 0.05, the paired t-test below",
         "rank": "--test rank",
         "t": "--test t",
     }[test]
-    return [
+    lines = [
         f"p from {TEST_NAMES[name]} for {', '.join(arms)} ({rule})"
         for name, arms in by_test.items()
     ]
+    for comp in comparisons.values():
+        normal = comp.stats.normality_p
+        if comp.stats.test == "t" and normal < NORMALITY_ALPHA:
+            lines.append(
+                f"the differences of {comp.arm} do not look normal (Shapiro-Wilk p "
+                f"{normal:.3g}): its t-test p is approximate"
+            )
+    return lines
 
 
 def analyse(
@@ -246,7 +262,6 @@ def analyse(
     comparisons = compare_all(configs, base, which, margin, plan_delta, test)
     label = base.label if base is not None else "–"
     notes = pairing_lines([(c.arm, label, c.pairing) for c in comparisons.values()])
-    notes += test_lines(comparisons, test)
     missing = [c.label for c in configs if c.description.n == 0]
     if missing:
         notes.append(f"no value of {which.label} for: {', '.join(missing)}")
@@ -261,4 +276,5 @@ def analyse(
         comparisons=comparisons,
         ranking=rank_all(configs, which),
         notes=notes,
+        tests=test_lines(comparisons, test),
     )

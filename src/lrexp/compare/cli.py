@@ -90,8 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="auto",
         help="the test of Δ = 0 on paired seeds: t (paired t-test, assumes normal differences), "
         "rank (exact signed-rank: no assumption, but below 6 seeds it cannot reach p < 0.05) "
-        "or auto: t, unless from 6 seeds on Shapiro-Wilk rejects normal differences "
-        "(default: %(default)s)",
+        "or auto: rank from 6 seeds on, t below (default: %(default)s)",
     )
     parser.add_argument(
         "--plan-seeds",

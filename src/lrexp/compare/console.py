@@ -55,7 +55,4 @@ def verdict_lines(summary_json: Path) -> list[str]:
             for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
-    tests = sorted({str(c["test"]) for c in data["configurations"] if c.get("test")})
-    if tests:
-        lines.append(f"p from the {' and '.join(tests)} test (summary.md says which, and why)")
     return lines

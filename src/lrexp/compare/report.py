@@ -84,7 +84,7 @@ def header_lines(report: Report) -> list[str]:
         f"seed {SEED}).",
         "",
     ]
-    lines += [f"- {note}" for note in a.notes] + ([""] if a.notes else [])
+    lines += [f"- {note}" for note in [*a.tests, *a.notes]] + ([""] if a.notes or a.tests else [])
     return lines
 
 
@@ -253,6 +253,7 @@ def write_json(report: Report, path: Path) -> None:
         "plan_delta": a.plan_delta,
         "family_size": a.family_size,
         "notes": a.notes,
+        "tests": a.tests,
         "configurations": [
             {
                 "label": c.label,
