@@ -17,9 +17,10 @@ from lrexp.tracking.history_file import TRAIN_LOSS_WINDOW_KEY
 
 
 def lr_keys(optimizer: Optimizer) -> list[str]:
-    """``lr`` for a single param group, ``lr/<group name>`` for several."""
+    """``lr`` when every param group has the same LR (one group, or groups that differ only
+    in weight decay), ``lr/<group name>`` per group when their LRs differ."""
     groups = optimizer.param_groups
-    if len(groups) == 1:
+    if len({group["lr"] for group in groups}) == 1:
         return ["lr"]
     return [f"lr/{group.get('name', i)}" for i, group in enumerate(groups)]
 
@@ -56,7 +57,7 @@ class LRTrace(pl.Callback):
             self.momentum_key = cycled_momentum_key(trainer, optimizer)
         groups = optimizer.param_groups
         values: dict[str, Any] = {
-            key: group["lr"] for key, group in zip(self.keys, groups, strict=True)
+            key: group["lr"] for key, group in zip(self.keys, groups, strict=False)
         }
         if "k" in groups[0] and "warmup_steps" in groups[0]:  # a schedule-free optimizer
             values["sf_lr"] = schedule_free_lr(groups[0])
