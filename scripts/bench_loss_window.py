@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from lrexp.run import callbacks
 from lrexp.bench import steps as bench
 from lrexp.data import TensorDataModule
+from lrexp.run import callbacks
 from lrexp.tracking.store import TrackedRun
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from lrexp.bench import cli as bench_cli
 from lrexp.bench import steps as bench
-from lrexp.data import TensorDataModule
+from lrexp.data import TensorDataModule, TextDataModule
 from lrexp.tracking.store import TrackedRun
 
 
@@ -21,7 +21,7 @@ def test_lrexp_losses_match_the_plain_loop(workload: str, tmp_path: Path) -> Non
     steps = 45  # more than one epoch of digits at batch 32
     spec = bench.bench_spec(bench.WORKLOADS[workload], tmp_path, steps)
     data = spec.parts.data()
-    assert isinstance(data, TensorDataModule)
+    assert isinstance(data, TensorDataModule | TextDataModule)
     data.setup("fit")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     TrackedRun(uri, "bench", "create-store", {})

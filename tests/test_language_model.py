@@ -20,7 +20,7 @@ from lrexp.config.training import train_config
 from lrexp.config.validate import validate
 from lrexp.data.text import SPLIT_EVERY, TextDataModule, read_corpus, stdlib_files
 from lrexp.errors import ConfigError
-from lrexp.models import GPT
+from lrexp.models import GPT, LSTM
 
 #: a small GPT and short windows: a run of a few dozen steps takes seconds
 SMALL = [
@@ -276,3 +276,149 @@ def test_a_merge_and_a_cooldown_fork_from_one_trunk_step_side_by_side(
     assert "| `linear cooldown` | `merge` |" in envelope  # side by side, one column each
     summary = (out / "summary.md").read_text()
     assert "merge-2@40" in summary and "cooldown-linear@40" in summary
+
+
+SHAKESPEARE = """First Citizen:
+Before we proceed any further, hear me speak.
+
+All:
+Speak, speak.
+
+First Citizen:
+You are all resolved rather to die than to famish?
+
+"""
+
+
+def test_tiny_shakespeare_reads_the_real_format_and_downloads_only_when_asked(
+    make_cfg: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    """The reader on a file written like nanoGPT's input.txt (speaker lines, blank lines):
+    characters, the first 90 % training, the test reading the whole validation text."""
+    folder = tmp_path / "data" / "tinyshakespeare"
+    folder.mkdir(parents=True)
+    (folder / "input.txt").write_text(SHAKESPEARE * 40)
+    small = [
+        *("dataset.block_size=16", "model.block_size=16", "model.n_layer=1", "model.n_embd=16"),
+        "schedule.warmup.steps=2",
+    ]
+    cfg = make_cfg("experiment=lm", "dataset=tinyshakespeare", *small)
+    validate(cfg)
+    data = TextDataModule(**{k: v for k, v in cfg.dataset.items() if k != "_target_"})
+    corpus = data.corpus()
+    assert corpus.vocab == sorted(set(SHAKESPEARE))
+    total = len(SHAKESPEARE * 40)
+    assert len(corpus.splits["train"]) == int(total * 0.9)
+    assert torch.equal(corpus.splits["test"], corpus.splits["val"])
+    (folder / "input.txt").unlink()
+    # a fresh config (another val_windows): validation describes the data anew
+    missing = make_cfg("experiment=lm", "dataset=tinyshakespeare", "dataset.val_windows=7", *small)
+    with pytest.raises(ConfigError) as caught:
+        validate(missing)
+    assert str(caught.value).startswith(
+        f"dataset.download: no file at {folder}/input.txt; set dataset.download=true to fetch"
+    )
+    unreachable = "dataset.url=http://127.0.0.1:9/input.txt"
+    with pytest.raises(ConfigError) as caught:
+        validate(
+            make_cfg(
+                "experiment=lm",
+                "dataset=tinyshakespeare",
+                "dataset.download=true",
+                unreachable,
+                *small,
+            )
+        )
+    assert str(caught.value).startswith("dataset.url: cannot download http://127.0.0.1:9/")
+    assert not list(folder.iterdir())  # no partial file left behind
+
+
+@pytest.mark.slow
+def test_an_interrupted_averaging_run_resumes_to_the_same_averages(
+    make_cfg: Callable[..., DictConfig], corpus: Path, tracking_uri: str, tmp_path: Path
+) -> None:
+    """SWA blocks of 10 steps, interrupted mid-block at step 25 (Ctrl-C, as SIGINT does) and
+    resumed from last.ckpt: every averaged and raw validation equals the straight run's."""
+    import signal
+
+    from test_resume import InterruptAt
+
+    common = [
+        *SMALL,
+        f"dataset.path={corpus}",
+        "averaging=swa",
+        "averaging.horizon=10",
+        "trainer.deterministic=true",
+        f"logger.tracking_uri={tracking_uri}",
+    ]
+    straight = train_config(make_cfg(*common, f"paths.output_dir={tmp_path}/straight"))
+    cut = tmp_path / "cut"
+    with pytest.raises(SystemExit):
+        train_config(make_cfg(*common, f"paths.output_dir={cut}"), callbacks=[InterruptAt(25)])
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores SIGINT after
+    last = cut / "checkpoints" / "last.ckpt"
+    resumed = train_config(make_cfg(*common, f"paths.output_dir={cut}", f"ckpt_path={last}"))
+    client = MlflowClient(tracking_uri)
+
+    def history(run_id: str | None, key: str) -> list[tuple[int, float]]:
+        return sorted((m.step, m.value) for m in client.get_metric_history(str(run_id), key))
+
+    for key in ("val/loss_swa", "val/loss", "train/tokens"):
+        assert history(resumed.run_id, key) == history(straight.run_id, key), key
+    assert resumed.metrics["test/loss_swa"] == straight.metrics["test/loss_swa"]
+
+
+def test_the_lstm_is_a_language_model_too(
+    make_cfg: Callable[..., DictConfig], corpus: Path, tracking_uri: str
+) -> None:
+    not_gpt = [o for o in SMALL if not o.startswith("model.")]
+    result = train_config(
+        make_cfg(
+            *not_gpt,
+            "model=lstm",
+            "model.hidden_size=32",
+            f"dataset.path={corpus}",
+            f"logger.tracking_uri={tracking_uri}",
+        )
+    )
+    model = LSTM((32,), 256, hidden_size=32)
+    tokens = torch.randint(0, 256, (2, 32))
+    changed = tokens.clone()
+    changed[:, 20:] = (changed[:, 20:] + 1) % 256
+    with torch.no_grad():
+        a, b = model(tokens), model(changed)
+    assert a.shape == (2, 32, 256)
+    assert torch.equal(a[:, :20], b[:, :20])  # left to right: no step sees a later token
+    assert result.metrics["val/loss"] < math.log(256)
+    with pytest.raises(ValueError, match="reads left to right"):
+        LSTM((32,), 256, bidirectional=True)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_counts_tokens_globally_and_keeps_the_lr_exact(
+    make_cfg: Callable[..., DictConfig], corpus: Path, tmp_path: Path
+) -> None:
+    """CPU DDP (gloo, 2 processes): each rank takes its half of every global batch of 8
+    windows, the run counts the tokens of both, and its lr trace is the planned one."""
+    from conftest import run_cli
+    from lrexp.config.planning import planned_curve
+
+    overrides = [*SMALL, f"dataset.path={corpus}", "trainer.max_steps=20"]
+    result = run_cli(
+        [*overrides, "trainer=ddp_cpu", "trainer.enable_progress_bar=false"],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("lm").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.params["trainer.devices"] == "2"
+    lrs = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "lr"))
+    planned = planned_curve(make_cfg(*overrides))
+    assert [s for s, _ in lrs] == list(range(20))
+    assert [v for _, v in lrs] == pytest.approx(planned, rel=1e-12, abs=1e-15)
+    tokens = sorted(
+        (m.step, m.value) for m in client.get_metric_history(run.info.run_id, "train/tokens")
+    )
+    assert tokens == [(10, 10 * 8 * 32), (20, 20 * 8 * 32)]
+    assert math.isfinite(run.data.metrics["test/loss"])

@@ -22,12 +22,12 @@ from torch import Tensor, nn
 
 from lrexp.config.compose import config_dir
 from lrexp.config.training import train_spec
-from lrexp.data import DataInfo, TensorDataModule
+from lrexp.data import DataInfo, TensorDataModule, TextDataModule
 from lrexp.optim import build_optimizer
 from lrexp.run.spec import TrainSpec
 from lrexp.schedules import build_schedule
 from lrexp.schedules.lr_scheduler import ScheduledLR
-from lrexp.tasks import Classification
+from lrexp.tasks import Classification, LanguageModel
 from lrexp.tracking.logger import BufferedMlflowLogger
 from lrexp.tracking.store import TrackedRun
 
@@ -35,7 +35,11 @@ WORKLOADS = {
     "mlp-digits-b32": ["model=mlp", "dataset=digits", "dataset.batch_size=32"],
     "cnn-mnist1d-b100": ["model=cnn", "dataset=mnist1d", "dataset.batch_size=100"],
     "lstm-mnist1d-b100": ["model=lstm", "dataset=mnist1d", "dataset.batch_size=100"],
+    # nanoGPT's baby GPT on the offline corpus (experiment=lm), a short warmup for short runs
+    "gpt-text-b12": ["experiment=lm", "schedule.warmup.steps=5"],
 }
+#: what the workloads' data modules serve: whole-split tensors batched by index
+Data = TensorDataModule | TextDataModule
 
 
 def bench_spec(overrides: list[str], root: Path, steps: int) -> TrainSpec:
@@ -73,7 +77,12 @@ class StepClock(pl.Callback):
         return (self.end - self.start) * 1000 / steps
 
 
-def epoch_batches(data: TensorDataModule, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
+def token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy of class logits ``(N, C)`` or next-token logits ``(N, T, V)``."""
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten().long())
+
+
+def epoch_batches(data: Data, steps: int) -> Iterator[tuple[Tensor, Tensor]]:
     """The same batches, in the same order, that lrexp's training loop sees."""
     loader = data.train_dataloader()
     epoch = 0
@@ -92,11 +101,12 @@ def bench_device(spec: TrainSpec) -> torch.device:
     return torch.device("cuda" if spec.trainer.get("accelerator") in ("gpu", "cuda") else "cpu")
 
 
-def fresh_model(spec: TrainSpec, data: TensorDataModule) -> nn.Module:
+def fresh_model(spec: TrainSpec, data: Data) -> nn.Module:
     """The workload's model with the seed's initial weights, on the bench device, compiled
     when ``compile=true`` (as lrexp's training path does)."""
     torch.manual_seed(spec.seed)
-    info = DataInfo(data.input_shape, data.num_classes, len(data.train_dataloader()))
+    kind = getattr(data, "target_kind", "classes")
+    info = DataInfo(data.input_shape, data.num_classes, len(data.train_dataloader()), kind)
     model = spec.parts.build(info, data)[0].to(bench_device(spec))
     if spec.compile:
         model.compile()
@@ -115,9 +125,7 @@ def workload_schedule(spec: TrainSpec, steps: int, steps_per_epoch: int) -> Any:
     return build_schedule(spec.schedule, steps, lr, steps_per_epoch)
 
 
-def plain_loop(
-    spec: TrainSpec, data: TensorDataModule, steps: int, warmup: int
-) -> tuple[float, list[float]]:
+def plain_loop(spec: TrainSpec, data: Data, steps: int, warmup: int) -> tuple[float, list[float]]:
     """(a) A plain loop: forward, backward, optimizer step, scheduler step; no logging."""
     model = fresh_model(spec, data)
     optimizer = build_optimizer(model, spec.optimizer)
@@ -130,9 +138,11 @@ def plain_loop(
         if index == warmup:
             start = time.perf_counter()
         with autocast(spec):
-            loss = F.cross_entropy(model(x), y)
+            loss = token_loss(model(x), y)
         optimizer.zero_grad()
         loss.backward()
+        if spec.steps.clip_val:  # the run's gradient clipping (by norm), as lrexp applies it
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.steps.clip_val)
         optimizer.step()
         scheduler.step()
         losses.append(float(loss))
@@ -140,13 +150,15 @@ def plain_loop(
 
 
 def lrexp_path(
-    spec: TrainSpec, data: TensorDataModule, warmup: int, tracking_uri: str | None
+    spec: TrainSpec, data: Data, warmup: int, tracking_uri: str | None
 ) -> tuple[float, list[float]]:
     """(b) lrexp's own training path (module, trainer, callbacks, buffered MLflow logger)."""
     from lrexp.run.train import build_trainer, lightning_module
 
     steps = spec.plan.total
-    module = lightning_module(spec, fresh_model(spec, data), Classification(data.num_classes))
+    net = fresh_model(spec, data)
+    task = LanguageModel(data.num_classes) if isinstance(data, TextDataModule) else None
+    module = lightning_module(spec, net, task or Classification(data.num_classes))
     logger = None
     if tracking_uri is not None:
         logger = BufferedMlflowLogger(TrackedRun(tracking_uri, "bench", "lrexp", {}))
@@ -172,7 +184,7 @@ class StockModule(pl.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
+        loss = token_loss(logits, y)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", (logits.argmax(-1) == y).float().mean())
         return loss
@@ -187,9 +199,7 @@ class StockModule(pl.LightningModule):
         }
 
 
-def stock_lightning(
-    spec: TrainSpec, data: TensorDataModule, warmup: int, tracking_uri: str
-) -> float:
+def stock_lightning(spec: TrainSpec, data: Data, warmup: int, tracking_uri: str) -> float:
     """(c) Lightning + MLFlowLogger + LearningRateMonitor + DataLoader + default progress bar."""
     from pytorch_lightning.callbacks import LearningRateMonitor
     from pytorch_lightning.loggers import MLFlowLogger
@@ -212,7 +222,7 @@ def stock_lightning(
 
     loader = DataLoader(
         TensorDataset(x.cpu(), y.cpu()),
-        batch_size=data.spec.batch_size,
+        batch_size=orders.batch_size,
         sampler=SameOrder(),
     )
     steps = spec.plan.total
@@ -222,6 +232,7 @@ def stock_lightning(
         devices=1,
         precision=spec.trainer.get("precision"),
         max_steps=steps,
+        gradient_clip_val=spec.steps.clip_val,
         logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
         callbacks=[LearningRateMonitor(logging_interval="step"), clock],
         log_every_n_steps=1,
@@ -251,7 +262,7 @@ def measure(
     quiet = ["trainer.enable_model_summary=false"]
     spec = bench_spec(WORKLOADS[name] + quiet + overrides, root, steps)
     data = spec.parts.data()
-    if not isinstance(data, TensorDataModule):
+    if not isinstance(data, TensorDataModule | TextDataModule):
         raise SystemExit("bench: the workloads time lrexp's tensor data module")
     data.setup("fit")
     data.device = bench_device(spec)  # the plain loop's batches, on the device lrexp trains on

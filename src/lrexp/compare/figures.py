@@ -57,7 +57,9 @@ def forest(analysis: Analysis, path: Path) -> Path:
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"{analysis.outcome.label}: difference to the baseline", fontsize=11)
     handles = [Line2D([], [], color=c, marker="o", linestyle="") for c in VERDICT_COLORS.values()]
-    ax.legend(handles, list(VERDICT_COLORS), loc="lower right", fontsize=8, framealpha=0.9)
+    ax.legend(
+        handles, list(VERDICT_COLORS), loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8
+    )  # beside the axes: no row hidden behind it
     return save(fig, path)
 
 
@@ -128,18 +130,20 @@ def panels(analysis: Analysis) -> list[tuple[str, list[Config]]]:
 
 def learning_curves(analysis: Analysis, path: Path) -> Path:
     """Small multiples: one row per panel, columns the runs' objective (val/acc; val/mse for
-    regression), val/loss and LR; each curve is a configuration's mean over seeds with its
+    regression), val/loss (unless it is the objective, as for language models) and LR; each
+    curve is a configuration's mean over seeds with its
     95 % CI band."""
     from lrexp.compare.outcomes import objective_metric
     from lrexp.plots import new_figure, palette, save, wants_log_scale
 
     groups = panels(analysis)
-    fig = new_figure(17.0, 0.6 + 3.3 * len(groups))
     records = [run for config in analysis.configs for run in config.runs.values()]
     objective = objective_metric(records)
-    columns = (objective, "val/loss", "lr")
+    columns = tuple(dict.fromkeys((objective, "val/loss", "lr")))  # val/loss once (an LM's)
+    width = len(columns)
+    fig = new_figure(17.0 * width / 3, 0.6 + 3.3 * len(groups))
     for r, (title, members) in enumerate(groups):
-        axes = [fig.add_subplot(len(groups), 3, 3 * r + i + 1) for i in range(3)]
+        axes = [fig.add_subplot(len(groups), width, width * r + i + 1) for i in range(width)]
         for (color, style), config in zip(palette(len(members)), members, strict=True):
             for ax, key in zip(axes, columns, strict=True):
                 curves = [c for run in config.runs.values() if (c := curve(run, key))]
@@ -158,7 +162,7 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
                 values, decades=1.5 if key == "val/loss" else 2
             ):
                 ax.set_yscale("log")
-        axes[0].legend(fontsize=7, loc="lower right", framealpha=0.85)
+        axes[0].legend(fontsize=7, loc="best", framealpha=0.85)
     height = fig.get_figheight()  # inches: the title 0.15 below the top, the panels 0.65
     fig.suptitle(
         "learning curves: mean over seeds with 95% CI bands", fontsize=12, y=1 - 0.15 / height

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -75,3 +76,45 @@ class IndexBatches:
                 seed = hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF
                 xb = self.augment(xb, torch.Generator().manual_seed(seed))
             yield xb, self.y[idx]
+
+
+class SplitBatches:
+    """Mixin for a data module that holds each split whole as tensors, ``splits[name] = (x,
+    y)``: moves a split to the training device once and serves it as :class:`IndexBatches`,
+    each process its strided shard of every global batch."""
+
+    splits: dict[str, tuple[Tensor, Tensor]]
+    trainer: Any
+    resume_at: tuple[int, int] | None  #: :class:`lrexp.data.resumable.TrainPosition`'s
+    #: where batches are served when no Trainer is attached (a plain loop, a benchmark)
+    device: torch.device = torch.device("cpu")
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split][1])
+
+    def _on_device(self, split: str) -> tuple[Tensor, Tensor]:
+        device = self.trainer.strategy.root_device if self.trainer is not None else self.device
+        x, y = self.splits[split]
+        if x.device != device:
+            x, y = x.to(device), y.to(device)
+            self.splits[split] = (x, y)
+        return x, y
+
+    def _batches(self, split: str, **kwargs: Any) -> IndexBatches:
+        x, y = self._on_device(split)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        return IndexBatches(x, y, rank=rank, world_size=world, **kwargs)
+
+    def _train_batches(self, batch_size: int, seed: int, **kwargs: Any) -> IndexBatches:
+        """The training split in a seeded order (``seed + epoch``), continuing a resumed
+        epoch where it stopped."""
+        return self._batches(
+            "train",
+            batch_size=batch_size,
+            shuffle=True,
+            seed=seed,
+            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
+            start_at=self.resume_at,
+            **kwargs,
+        )

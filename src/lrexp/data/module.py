@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lrexp.data.augment import random_shift_flip
-from lrexp.data.batching import IndexBatches
+from lrexp.data.batching import IndexBatches, SplitBatches
 from lrexp.data.resumable import TrainPosition
 from lrexp.data.sources import SOURCE_SHAPES, SOURCES, train_size
 from lrexp.digests import tensors_digest
@@ -37,7 +37,7 @@ class DataSpec:
     flip: bool = False
 
 
-class TensorDataModule(TrainPosition, pl.LightningDataModule):
+class TensorDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
     """Loads a dataset once into tensors and serves index batches on the training device.
 
     Constructed from the keys of ``conf/dataset/<name>.yaml`` (:class:`DataSpec`'s fields). It
@@ -50,7 +50,6 @@ class TensorDataModule(TrainPosition, pl.LightningDataModule):
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.num_classes = 0
         self.zero_value = torch.zeros(0)
-        #: where batches are served when no Trainer is attached (a plain loop, a benchmark)
         self.device = torch.device("cpu")
 
     def planned_shape(self) -> tuple[tuple[int, ...], int]:
@@ -112,35 +111,11 @@ class TensorDataModule(TrainPosition, pl.LightningDataModule):
         augment = f"batch={spec.batch_size},shift={spec.shift},flip={spec.flip}"
         return tensors_digest([order], augment)
 
-    def size(self, split: str) -> int:
-        return len(self.splits[split][1])
-
-    def _on_device(self, split: str) -> tuple[Tensor, Tensor]:
-        device = self.trainer.strategy.root_device if self.trainer is not None else self.device
-        x, y = self.splits[split]
-        if x.device != device:
-            x, y = x.to(device), y.to(device)
-            self.splits[split] = (x, y)
-        return x, y
-
-    def _batches(self, split: str, **kwargs: Any) -> IndexBatches:
-        x, y = self._on_device(split)
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        return IndexBatches(x, y, rank=rank, world_size=world, **kwargs)
-
     def train_dataloader(self) -> IndexBatches:
         spec = self.spec
         image = len(self.input_shape) == 3
-        return self._batches(
-            "train",
-            batch_size=spec.batch_size,
-            shuffle=True,
-            seed=spec.shuffle_seed,
-            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
-            start_at=self.resume_at,
-            augment=random_shift_flip(spec.shift, spec.flip, self.zero_value) if image else None,
-        )
+        augment = random_shift_flip(spec.shift, spec.flip, self.zero_value) if image else None
+        return self._train_batches(spec.batch_size, spec.shuffle_seed, augment=augment)
 
     def val_dataloader(self) -> IndexBatches:
         return self._batches("val", batch_size=self.spec.eval_batch_size, shuffle=False)

@@ -5,7 +5,10 @@ Python standard library's own source, which every machine with Python has (about
 ``.py`` files on CPython 3.11, its ``test`` packages left out), so the default language-model
 run needs no download. Files are read in sorted order and split by file: every 50th file
 (from the first) is validation, every 50th from the second is test, the rest is training; a
-single file is split by position instead (the first 90 % training, then 5 % and 5 %).
+single file is split by position instead (the first 90 % training, then 5 % and 5 %, or the
+shares given; with no test share the test reads the whole validation text, as nanoGPT's
+final evaluation does). ``dataset=tinyshakespeare`` is nanoGPT's benchmark: one file,
+fetched from ``dataset.url`` with ``dataset.download=true``, the first 90 % training.
 
 Tokens are bytes (vocabulary 256, the default) or characters (``dataset.tokens=char``: the
 sorted characters of the corpus). Training reads non-overlapping windows of ``block_size + 1``
@@ -23,13 +26,12 @@ import platform
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from lrexp.data.batching import IndexBatches
+from lrexp.data.batching import IndexBatches, SplitBatches
 from lrexp.data.resumable import TrainPosition
 from lrexp.digests import tensors_digest
 from lrexp.errors import ConfigError
@@ -39,8 +41,9 @@ STDLIB_SKIP = frozenset({"site-packages", "dist-packages", "test", "tests", "idl
 TOKENS = ("byte", "char")
 #: every SPLIT_EVERY-th file is validation, the next one test
 SPLIT_EVERY = 50
-#: a single file: the shares of validation and test at its end
+#: a single file: the default shares of validation and test at its end
 FILE_SHARES = (0.05, 0.05)
+DOWNLOAD_SECONDS = 60
 TARGET_KIND = "tokens"
 
 
@@ -95,14 +98,16 @@ def char_start(data: bytes, at: int) -> int:
     return at
 
 
-def split_bytes(files: list[Path]) -> dict[str, bytes]:
-    """The corpus's bytes per split: by file for several files, by position for one."""
+def split_bytes(files: list[Path], shares: tuple[float, float] = FILE_SHARES) -> dict[str, bytes]:
+    """The corpus's bytes per split: by file for several files, by position for one (the
+    validation and test ``shares`` at its end; no test share: the test is the validation)."""
     if len(files) == 1:
         data = files[0].read_bytes()
-        val_share, test_share = FILE_SHARES
+        val_share, test_share = shares
         val_at = char_start(data, int(len(data) * (1 - val_share - test_share)))
         test_at = char_start(data, int(len(data) * (1 - test_share)))
-        return {"train": data[:val_at], "val": data[val_at:test_at], "test": data[test_at:]}
+        test = data[test_at:] if test_share else data[val_at:test_at]
+        return {"train": data[:val_at], "val": data[val_at:test_at], "test": test}
     parts: dict[str, list[bytes]] = {"train": [], "val": [], "test": []}
     for index, file in enumerate(files):
         split = {0: "val", 1: "test"}.get(index % SPLIT_EVERY, "train")
@@ -117,13 +122,29 @@ def byte_tokens(data: bytes) -> Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
+def fetch(path: Path, url: str) -> None:
+    """Download ``url`` to ``path`` (through a temporary file: no half-written corpus)."""
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_SECONDS) as response:
+            partial.write_bytes(response.read())
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        reason = getattr(err, "reason", None) or err
+        raise ConfigError("dataset.url", f"cannot download {url}: {reason}") from None
+    partial.replace(path)
+
+
 @functools.lru_cache(maxsize=4)
-def read_corpus(path: str | None, tokens: str) -> Corpus:
+def read_corpus(path: str | None, tokens: str, shares: tuple[float, float] = FILE_SHARES) -> Corpus:
     """The corpus at ``path`` (None: the standard library) as ``tokens``; cached per process."""
     if tokens not in TOKENS:
         raise ConfigError("dataset.tokens", f"must be one of {', '.join(TOKENS)}, got {tokens!r}")
     source, files = corpus_files(path)
-    raw = split_bytes(files)
+    raw = split_bytes(files, shares)
     digest = hashlib.sha256(raw["train"] + raw["val"] + raw["test"]).hexdigest()[:16]
     if tokens == "byte":
         splits = {k: byte_tokens(v) for k, v in raw.items()}
@@ -144,7 +165,7 @@ def windows(tokens: Tensor, block: int, starts: Tensor) -> tuple[Tensor, Tensor]
     return tokens[index], tokens[index + 1]
 
 
-class TextDataModule(TrainPosition, pl.LightningDataModule):
+class TextDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
     """Next-token windows of a corpus (:func:`read_corpus`), batched by index like lrexp's
     tensor data module: seeded order (``order_digest``), exact mid-epoch resume, and a strided
     shard of every global batch per process under data parallelism."""
@@ -162,9 +183,15 @@ class TextDataModule(TrainPosition, pl.LightningDataModule):
         eval_batch_size: int = 64,
         val_windows: int = 64,
         shuffle_seed: int = 0,
+        val_share: float = FILE_SHARES[0],
+        test_share: float = FILE_SHARES[1],
+        url: str | None = None,
+        download: bool = False,
     ) -> None:
         super().__init__()
         self.name, self.path, self.tokens = name, path, tokens
+        self.shares = (val_share, test_share)
+        self.url, self.download = url, download
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_batch_size, self.val_windows = eval_batch_size, val_windows
         self.shuffle_seed = shuffle_seed
@@ -172,7 +199,23 @@ class TextDataModule(TrainPosition, pl.LightningDataModule):
         self.device = torch.device("cpu")  #: where batches go without a Trainer
 
     def corpus(self) -> Corpus:
-        return read_corpus(self.path, self.tokens)
+        """The corpus, read once per process; fetched first when it is missing and
+        ``download`` is true."""
+        if self.path is not None and self.url and not Path(self.path).expanduser().exists():
+            if not self.download:
+                raise ConfigError(
+                    "dataset.download",
+                    f"no file at {self.path}; set dataset.download=true to fetch it from "
+                    f"{self.url}",
+                )
+            fetch(Path(self.path).expanduser(), self.url)
+        val, test = self.shares
+        if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
+            raise ConfigError(
+                "dataset.val_share",
+                f"the validation and test shares must leave training text, got {val}, {test}",
+            )
+        return read_corpus(self.path, self.tokens, (float(val), float(test)))
 
     def _check(self) -> Corpus:
         for key, value, minimum in (
@@ -262,28 +305,8 @@ class TextDataModule(TrainPosition, pl.LightningDataModule):
         order = IndexBatches(x, y, self.batch_size, shuffle=True, seed=self.shuffle_seed).order(0)
         return tensors_digest([order], f"batch={self.batch_size},block={self.block_size}")
 
-    def size(self, split: str) -> int:
-        return len(self.splits[split][1])
-
-    def _batches(self, split: str, **kwargs: Any) -> IndexBatches:
-        device = self.trainer.strategy.root_device if self.trainer is not None else self.device
-        x, y = self.splits[split]
-        if x.device != device:
-            x, y = x.to(device), y.to(device)
-            self.splits[split] = (x, y)
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
-        return IndexBatches(x, y, rank=rank, world_size=world, **kwargs)
-
     def train_dataloader(self) -> IndexBatches:
-        return self._batches(
-            "train",
-            batch_size=self.batch_size,
-            shuffle=True,
-            seed=self.shuffle_seed,
-            epoch=lambda: self.trainer.current_epoch if self.trainer else 0,
-            start_at=self.resume_at,
-        )
+        return self._train_batches(self.batch_size, self.shuffle_seed)
 
     def val_dataloader(self) -> IndexBatches:
         return self._batches("val", batch_size=self.eval_batch_size, shuffle=False)

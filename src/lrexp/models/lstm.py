@@ -1,4 +1,5 @@
-"""LSTM that reads images as sequences of rows and 1-D signals as sequences of chunks."""
+"""LSTM that reads images as sequences of rows and 1-D signals as sequences of chunks, and
+models token sequences (a language model)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ class LSTM(nn.Module):
     element-wise ``max`` or ``mean`` of the top layer's outputs over time, or the ``last``
     hidden state of each direction. ``init="orthogonal"`` draws each gate's recurrent matrix
     orthogonal and its input matrix Xavier-uniform; ``forget_bias`` sets the forget-gate bias.
+
+    Token ids (an input shape ``(T,)``, ``task=language_model``) are embedded in
+    ``hidden_size`` features and read left to right; the head gives next-token logits at every
+    step, ``(N, T, num_classes)``.
     """
 
     def __init__(
@@ -49,9 +54,19 @@ class LSTM(nn.Module):
             features = channels * width
         elif len(input_shape) == 2:
             features = input_shape[0] * chunk
+        elif len(input_shape) == 1:  # token ids: a language model
+            if bidirectional:
+                raise ValueError(
+                    "a language model reads left to right: bidirectional must be false"
+                )
+            features = hidden_size
+            self.embedding = nn.Embedding(num_classes, hidden_size)
         else:
-            raise ValueError(f"LSTM needs (C, L) or (C, H, W) inputs, got shape {input_shape}")
+            raise ValueError(
+                f"LSTM needs (T,) tokens, (C, L) or (C, H, W) inputs, got shape {input_shape}"
+            )
         self.image = len(input_shape) == 3
+        self.tokens = len(input_shape) == 1
         self.chunk = chunk
         self.readout = readout
         self.lstm = nn.LSTM(
@@ -91,6 +106,8 @@ class LSTM(nn.Module):
         return x.reshape(n, c, steps, self.chunk).permute(0, 2, 1, 3).reshape(n, steps, -1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.tokens:
+            return self.head(self.lstm(self.embedding(x.long()))[0])
         output, (hidden, _) = self.lstm(self.to_sequence(x))
         if self.readout == "max":
             features = output.amax(dim=1)
