@@ -35,7 +35,12 @@ REGRESSION = {
     ("dataset", "powerlaw"),
 }
 #: options of language models: they validate with the GPT on the offline text
-LANGUAGE = {("task", "language_model"), ("dataset", "text"), ("model", "gpt")}
+LANGUAGE = {
+    ("task", "language_model"),
+    ("dataset", "text"),
+    ("dataset", "tinyshakespeare"),
+    ("model", "gpt"),
+}
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS
@@ -67,6 +72,10 @@ def test_every_option_composes_and_validates(
         with pytest.raises(ConfigError, match=r"needs schedule=constant"):
             validate(cfg)
         validate(make_cfg(f"{group}={option}", "schedule=constant"))
+        return
+    if (group, option) == ("dataset", "tinyshakespeare"):  # not on disk, and no download
+        with pytest.raises(ConfigError, match=r"dataset\.download: no file at .*tinyshakespeare"):
+            validate(cfg)
         return
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"trainer\.devices: asks for 1 GPUs but 0"):
