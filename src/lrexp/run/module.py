@@ -111,8 +111,10 @@ class LRModule(pl.LightningModule):
                 self.task.update(split, outputs, y)
             stats = self.task.step_sums(outputs, y, loss)  # summed on the device: no host sync
             self._add_sums(split, stats)
-            averaged = self.averager.evaluated() if self.averager is not None else None
-            if split != "train" and averaged is not None:
+            averaged = None  # the averaged model is evaluated, never trained
+            if split != "train" and self.averager is not None:
+                averaged = self.averager.evaluated()
+            if averaged is not None:
                 average_outputs = averaged(x)
                 average_loss = self.task.loss(average_outputs, y)
                 sums = self.task.step_sums(average_outputs, y, average_loss)
