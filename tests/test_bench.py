@@ -45,11 +45,12 @@ def test_bench_prints_the_table_and_writes_json(
     bench_cli.main([*args, "--startup-repeats", "1", "--json", str(out)])
     printed = capsys.readouterr().out
     assert "lrexp/plain" in printed and "stock/lrexp" in printed and "loss-log cost" in printed
+    assert "lrexp/lightning" in printed
     assert "mlp-digits-b32" in printed
     rows = json.loads(out.read_text())
     (row,) = [r for r in rows if "workload" in r]
     assert row["workload"] == "mlp-digits-b32"
-    for key in ("plain_ms", "lrexp_ms", "stock_ms", "lrexp_noloss_ms"):
+    for key in ("plain_ms", "lightning_ms", "lrexp_ms", "stock_ms", "lrexp_noloss_ms"):
         assert 0 < row[key] < 1000
     (startup,) = [r["startup_s"] for r in rows if "startup_s" in r]
     assert 0 < startup < 120

@@ -15,7 +15,14 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from lrexp.compare import CompareError, compare, main
-from lrexp.plots import envelope, plot_learning_curves, plot_lr_plan, wants_log_scale
+from lrexp.plots import (
+    envelope,
+    log_scale,
+    new_figure,
+    plot_learning_curves,
+    plot_lr_plan,
+    wants_log_scale,
+)
 
 VAL_STEPS = (9, 19, 29, 39)
 N_STEPS = 40
@@ -411,6 +418,31 @@ def test_log_scale_rule() -> None:
     assert not wants_log_scale([0.1, 0.002])  # 50x: linear
     assert wants_log_scale([0.0, 0.1, 1e-4])  # zeros are ignored
     assert not wants_log_scale([0.0, math.nan])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "plain"), [(1.3, 2.1, True), (0.9, 40.0, True), (1e-5, 1e-1, False)]
+)
+def test_log_axes_read_as_plain_decimals_where_the_range_is_narrow(
+    low: float, high: float, plain: bool
+) -> None:
+    """A loss axis from 1.3 to 2.1 reads 1.4, 1.6, ..., not 1.4 × 10⁰; an LR axis over four
+    decades keeps its powers of ten."""
+    fig = new_figure(4, 3)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [low, high])
+    log_scale(ax)
+    fig.canvas.draw()
+    labels = [
+        t.get_text()
+        for t in ax.yaxis.get_majorticklabels() + ax.yaxis.get_minorticklabels()
+        if t.get_text() and low <= t.get_position()[1] <= high
+    ]
+    assert len(labels) >= 2, labels
+    if plain:
+        assert all(float(label) > 0 for label in labels), labels  # every one a plain number
+    else:
+        assert all("10^" in label for label in labels), labels  # mathtext powers of ten
 
 
 def test_envelope_keeps_spikes_and_short_traces() -> None:

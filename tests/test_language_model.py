@@ -166,6 +166,41 @@ def test_language_model_run_logs_tokens_bits_and_averages(
     )
     assert float(tags["data_passes"]) < 1
     assert "val/loss_swa" in tags["metric_modes"]
+    assert '"val_full/loss": "min"' in tags["metric_modes"]
+
+
+def test_the_final_weights_are_validated_on_the_whole_split(
+    make_cfg: Callable[..., DictConfig], corpus: Path, tracking_uri: str, tmp_path: Path
+) -> None:
+    """Training validates on 16 fixed windows; the last step's weights once more on every
+    window of the validation split, as ``val_full/*`` at that step, equal to a plain loop's
+    loss of the final checkpoint over those windows."""
+    result = train_config(
+        make_cfg(
+            *SMALL,
+            f"dataset.path={corpus}",
+            f"logger.tracking_uri={tracking_uri}",
+            f"paths.output_dir={tmp_path}",
+        )
+    )
+    client = MlflowClient(tracking_uri)
+    history = client.get_metric_history(str(result.run_id), "val_full/loss")
+    assert [m.step for m in history] == [40]
+    assert [m.step for m in client.get_metric_history(str(result.run_id), "val/loss")] == [20, 40]
+    data = TextDataModule(path=str(corpus), block_size=32, val_windows=16)
+    data.setup()
+    x, y = data.splits["val_full"]
+    assert len(y) > 4 * len(data.splits["val"][1])  # the whole split, not the 16 windows
+    from lrexp.run.merge import net_weights
+
+    model = GPT(256, (32,), n_layer=1, n_head=2, n_embd=32, block_size=32)
+    model.load_state_dict(net_weights(tmp_path / "checkpoints" / "last.ckpt"))
+    model.eval()
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten().long())
+    assert history[0].value == pytest.approx(float(expected), rel=1e-5)
+    assert result.metrics["val_full/bpb"] == pytest.approx(history[0].value / math.log(2))
+    assert history[0].value != result.metrics["val/loss"]
 
 
 def test_bad_language_model_inputs_are_one_line(
@@ -247,7 +282,8 @@ def test_a_merge_and_a_cooldown_fork_from_one_trunk_step_side_by_side(
     assert merged.data.tags["fork_of"] == trunk.run_id
     assert (merged.data.tags["fork_at"], merged.data.tags["fork_length"]) == ("40", "0")
     assert merged.data.tags["merged_steps"] == "20,40"
-    assert [m.step for m in client.get_metric_history(merged.info.run_id, "val/loss")] == [40]
+    for key in ("val/loss", "val_full/loss"):  # at the trunk's step, on the whole split too
+        assert [m.step for m in client.get_metric_history(merged.info.run_id, key)] == [40]
     assert not client.get_metric_history(merged.info.run_id, "lr")  # it trained no step
     # the weights it evaluates are the mean of the two kept checkpoints' weights
     from lrexp.run.merge import average_into, net_weights

@@ -7,6 +7,7 @@ global backend is switched and no figure is kept alive in a pyplot registry.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,38 @@ def wants_log_scale(values: Iterable[float], decades: float = LOG_DECADES) -> bo
     if not positive:
         return False
     return max(positive) / min(positive) > 10.0**decades
+
+
+#: a log axis spanning fewer powers of ten than this is labelled in plain decimals
+PLAIN_DECADES = 2.0
+
+
+@functools.cache
+def plain_log_formatter() -> type:
+    """matplotlib's log formatter, with plain decimals where the view spans fewer than
+    :data:`PLAIN_DECADES` powers of ten (built on first use: matplotlib is imported lazily)."""
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class PlainLogFormatter(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            label = super().__call__(x, pos)
+            low, high = sorted(self.axis.get_view_interval()) if self.axis else (0.0, 0.0)
+            if label and low > 0 and high / low < 10.0**PLAIN_DECADES:
+                return f"{x:.3g}"
+            return str(label)
+
+    return PlainLogFormatter
+
+
+def log_scale(ax: Axes, which: str = "y", **options: Any) -> None:
+    """Make ``which`` axis of ``ax`` logarithmic. Where its view spans fewer than
+    :data:`PLAIN_DECADES` powers of ten (a loss axis), ticks read as plain decimals (``1.4``,
+    not ``1.4 × 10⁰``); wider ones keep matplotlib's powers of ten."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    (ax.set_yscale if which == "y" else ax.set_xscale)("log", **options)
+    formatter = plain_log_formatter()
+    axis.set_major_formatter(formatter(10.0))
+    axis.set_minor_formatter(formatter(10.0, labelOnlyBase=False))
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -120,7 +153,7 @@ def plot_lr_plan(
         )
         ax.plot(steps, seen, color="tab:orange", label=label, **style)
     if wants_log_scale(everything):
-        ax.set_yscale("log")
+        log_scale(ax)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate")
     ax.set_title(title)
@@ -235,12 +268,12 @@ def plot_comparison(series: Sequence[Series], path: str | Path, title: str) -> P
             )
             handles.setdefault(s.label, line)
     if wants_log_scale(lr_values):
-        ax_lr.set_yscale("log")
+        log_scale(ax_lr)
     decorate(ax_lr, "learning rate", "learning rate (per step)")
     decorate(ax_acc, "val accuracy", "validation accuracy")
     decorate(ax_loss, "val loss", "validation loss")
     if wants_log_scale([v for s in series for _, v in s.val_loss], decades=1.5):
-        ax_loss.set_yscale("log")
+        log_scale(ax_loss)
     fig.suptitle(title, fontsize=13)
     if handles:
         entries = [

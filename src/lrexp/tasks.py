@@ -136,10 +136,10 @@ class Classification(Task):
         return F.cross_entropy(outputs, targets)
 
     def step_sums(self, outputs: Tensor, targets: Tensor, loss: Tensor) -> Tensor:
-        # loss sum, correct predictions and examples
-        correct = (outputs.argmax(dim=-1) == targets).sum()
-        count = loss.new_tensor(float(len(targets)))
-        return torch.stack((loss.detach() * count, correct.to(loss.dtype), count))
+        # loss sum, correct predictions and examples (few small ops: this runs at every step)
+        correct = (outputs.argmax(dim=-1) == targets).sum(dtype=loss.dtype)
+        count = len(targets)
+        return torch.stack((loss.detach() * count, correct, torch.full_like(correct, count)))
 
     def update(self, split: str, outputs: Tensor, targets: Tensor) -> None:
         metric_in(self.accuracy, f"{split}_acc").update(outputs, targets)

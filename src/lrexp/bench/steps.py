@@ -1,4 +1,5 @@
-"""Per-step overhead of lrexp against a plain PyTorch loop and a stock Lightning setup.
+"""Per-step overhead of lrexp against a plain PyTorch loop, the least Lightning loop and a
+stock Lightning setup.
 
 All setups run in one process on the same data tensors, the same model class (re-seeded to the
 same initial weights) and the same batch order; only training steps are timed (validation is
@@ -7,10 +8,8 @@ off), after a few warm-up steps. See ``scripts/bench.py``.
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,129 +168,6 @@ def lrexp_path(
     if logger is not None:
         logger.finalize("success")
     return clock.ms_per_step(steps - warmup), clock.losses
-
-
-class StockModule(pl.LightningModule):
-    """What a Lightning template does: ``self.log`` of loss and accuracy at every step."""
-
-    def __init__(self, net: nn.Module, spec: TrainSpec, steps: int, steps_per_epoch: int) -> None:
-        super().__init__()
-        self.net = net
-        self.spec = spec
-        self.steps = steps
-        self.steps_per_epoch = steps_per_epoch
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        x, y = batch
-        logits = self.net(x)
-        loss = token_loss(logits, y)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/acc", (logits.argmax(-1) == y).float().mean())
-        return loss
-
-    def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.net, self.spec.optimizer)
-        lr_lambda = workload_schedule(self.spec, self.steps, self.steps_per_epoch).lr_at
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
-
-
-def stock_lightning(spec: TrainSpec, data: Data, warmup: int, tracking_uri: str) -> float:
-    """(c) Lightning + MLFlowLogger + LearningRateMonitor + DataLoader + default progress bar."""
-    from pytorch_lightning.callbacks import LearningRateMonitor
-    from pytorch_lightning.loggers import MLFlowLogger
-    from torch.utils.data import DataLoader, Sampler, TensorDataset
-
-    x, y = data.splits["train"]
-    orders = data.train_dataloader()
-
-    class SameOrder(Sampler[int]):
-        def __init__(self) -> None:
-            self.epoch = 0
-
-        def __len__(self) -> int:
-            return len(y)
-
-        def __iter__(self) -> Iterator[int]:
-            order = orders.order(self.epoch).tolist()
-            self.epoch += 1
-            return iter(order)
-
-    loader = DataLoader(
-        TensorDataset(x.cpu(), y.cpu()),
-        batch_size=orders.batch_size,
-        sampler=SameOrder(),
-    )
-    steps = spec.plan.total
-    clock = StepClock(warmup)
-    trainer = pl.Trainer(
-        accelerator=str(spec.trainer.get("accelerator")),
-        devices=1,
-        precision=spec.trainer.get("precision"),
-        max_steps=steps,
-        gradient_clip_val=spec.steps.clip_val,
-        logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
-        callbacks=[LearningRateMonitor(logging_interval="step"), clock],
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        default_root_dir=str(spec.output_dir / "stock"),
-    )
-    trainer.fit(
-        StockModule(fresh_model(spec, data), spec, steps, len(loader)), train_dataloaders=loader
-    )
-    return clock.ms_per_step(steps - warmup)
-
-
-@dataclass
-class Row:
-    workload: str
-    plain_ms: float
-    lrexp_ms: float
-    lrexp_nolog_ms: float
-    stock_ms: float
-    lrexp_noloss_ms: float  #: lrexp with logging, without ``train/loss_window``
-
-
-def measure(
-    name: str, steps: int, warmup: int, repeats: int, root: Path, overrides: list[str]
-) -> Row:
-    """Median ms/step of each setup over ``repeats`` interleaved rounds."""
-    quiet = ["trainer.enable_model_summary=false"]
-    spec = bench_spec(WORKLOADS[name] + quiet + overrides, root, steps)
-    data = spec.parts.data()
-    if not isinstance(data, TensorDataModule | TextDataModule):
-        raise SystemExit("bench: the workloads time lrexp's tensor data module")
-    data.setup("fit")
-    data.device = bench_device(spec)  # the plain loop's batches, on the device lrexp trains on
-    uri = f"sqlite:///{root}/mlflow.db"
-    TrackedRun(uri, "bench", "create-store", {})
-    coarse = bench_spec(
-        WORKLOADS[name] + quiet + overrides + ["logger.train_loss_every=null"], root, steps
-    )
-    setups: dict[str, Callable[[], float]] = {
-        "plain": lambda: plain_loop(spec, data, steps, warmup)[0],
-        "lrexp": lambda: lrexp_path(spec, data, warmup, uri)[0],
-        "lrexp_nolog": lambda: lrexp_path(spec, data, warmup, None)[0],
-        "lrexp_noloss": lambda: lrexp_path(coarse, data, warmup, uri)[0],
-        "stock": lambda: stock_lightning(spec, data, warmup, uri),
-    }
-    # Rounds of every setup in turn, so that a slow spell of a shared CPU hits all setups alike.
-    samples: dict[str, list[float]] = {key: [] for key in setups}
-    for _ in range(repeats):
-        for key, run in setups.items():
-            samples[key].append(run())
-    medians = {key: statistics.median(values) for key, values in samples.items()}
-    return Row(
-        name,
-        medians["plain"],
-        medians["lrexp"],
-        medians["lrexp_nolog"],
-        medians["stock"],
-        medians["lrexp_noloss"],
-    )
 
 
 def device_name(overrides: list[str]) -> str:

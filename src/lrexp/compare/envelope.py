@@ -198,7 +198,7 @@ def plot_envelope(
 ) -> Path:
     """Final val loss (left) and accuracy (right) against total steps, log-x: a line with
     ±sd bars per cooldown shape and reference schedule, the trunk's curve dashed."""
-    from lrexp.plots import new_figure, palette, save
+    from lrexp.plots import log_scale, new_figure, palette, save
 
     fig = new_figure(13.0, 5.0)
     axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
@@ -221,7 +221,7 @@ def plot_envelope(
                 )
     lengths = sorted({s for c in curves if c != TRUNK for s in table[c]})
     for ax, key in zip(axes, METRICS, strict=True):
-        ax.set_xscale("log")
+        log_scale(ax, "x")
         ax.set_xticks(lengths, [str(n) for n in lengths])
         ax.minorticks_off()
         ax.set_xlabel("total optimizer steps")

@@ -134,7 +134,7 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
     curve is a configuration's mean over seeds with its
     95 % CI band."""
     from lrexp.compare.outcomes import objective_metric
-    from lrexp.plots import new_figure, palette, save, wants_log_scale
+    from lrexp.plots import log_scale, new_figure, palette, save, wants_log_scale
 
     groups = panels(analysis)
     records = [run for config in analysis.configs for run in config.runs.values()]
@@ -161,7 +161,7 @@ def learning_curves(analysis: Analysis, path: Path) -> Path:
             if key != objective and wants_log_scale(
                 values, decades=1.5 if key == "val/loss" else 2
             ):
-                ax.set_yscale("log")
+                log_scale(ax)
         axes[0].legend(fontsize=7, loc="best", framealpha=0.85)
     height = fig.get_figheight()  # inches: the title 0.15 below the top, the panels 0.65
     fig.suptitle(

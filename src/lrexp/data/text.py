@@ -14,8 +14,9 @@ Tokens are bytes (vocabulary 256, the default) or characters (``dataset.tokens=c
 sorted characters of the corpus). Training reads non-overlapping windows of ``block_size + 1``
 tokens in a seeded order, so an epoch reads every training token once. Validation reads a
 fixed set of ``val_windows`` windows spread evenly over the validation split, the same for
-every run of a corpus (:meth:`TextDataModule.val_digest`); the test reads every window of the
-test split.
+every run of a corpus (:meth:`TextDataModule.val_digest`), cheap enough to run often; the
+final weights are validated once more on every window of the validation split (logged as
+``val_full/loss``), and the test reads every window of the test split.
 """
 
 from __future__ import annotations
@@ -165,6 +166,11 @@ def windows(tokens: Tensor, block: int, starts: Tensor) -> tuple[Tensor, Tensor]
     return tokens[index], tokens[index + 1]
 
 
+def every_window(length: int, block: int) -> Tensor:
+    """Starts of the non-overlapping windows that cover a split of ``length`` tokens."""
+    return torch.arange((length - 1) // block) * block
+
+
 class TextDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
     """Next-token windows of a corpus (:func:`read_corpus`), batched by index like lrexp's
     tensor data module: seeded order (``order_digest``), exact mid-epoch resume, and a strided
@@ -195,6 +201,9 @@ class TextDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_batch_size, self.val_windows = eval_batch_size, val_windows
         self.shuffle_seed = shuffle_seed
+        #: serve the whole validation split instead of the fixed windows (set by the run for
+        #: its final validation, :func:`lrexp.run.train.whole_validation`)
+        self.whole_val = False
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.device = torch.device("cpu")  #: where batches go without a Trainer
 
@@ -256,9 +265,10 @@ class TextDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
         block = self.block_size
         train, val, test = (corpus.splits[s] for s in ("train", "val", "test"))
         self.splits = {
-            "train": windows(train, block, torch.arange(self.train_windows()) * block),
+            "train": windows(train, block, every_window(len(train), block)),
             "val": windows(val, block, self.val_starts(len(val))),
-            "test": windows(test, block, torch.arange((len(test) - 1) // block) * block),
+            "val_full": windows(val, block, every_window(len(val), block)),
+            "test": windows(test, block, every_window(len(test), block)),
         }
 
     def val_starts(self, length: int) -> Tensor:
@@ -309,7 +319,10 @@ class TextDataModule(TrainPosition, SplitBatches, pl.LightningDataModule):
         return self._train_batches(self.batch_size, self.shuffle_seed)
 
     def val_dataloader(self) -> IndexBatches:
-        return self._batches("val", batch_size=self.eval_batch_size, shuffle=False)
+        """The fixed validation windows; every window of the split while ``whole_val`` is set
+        (the final validation, ``val_full/*``)."""
+        split = "val_full" if self.whole_val else "val"
+        return self._batches(split, batch_size=self.eval_batch_size, shuffle=False)
 
     def test_dataloader(self) -> IndexBatches:
         return self._batches("test", batch_size=self.eval_batch_size, shuffle=False)

@@ -30,7 +30,7 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str) -> Path:
     ``skip_begin`` are dominated by the smoothing's start-up and are left out, as in fastai),
     with the suggestion marked. Log LR axis unless the LRs span under two decades. Drawn on an
     Agg canvas like :mod:`lrexp.plots`."""
-    from lrexp.plots import new_figure, save, wants_log_scale
+    from lrexp.plots import log_scale, new_figure, save, wants_log_scale
 
     options = result.settings
     end = max(len(result.lrs) - options.skip_end, options.skip_begin)
@@ -40,7 +40,7 @@ def plot_lr_find(result: LRFindResult, path: Path, title: str) -> Path:
     ax = fig.add_subplot()
     ax.plot([p[0] for p in points], [p[1] for p in points], color="tab:blue", linewidth=1.8)
     if wants_log_scale(result.lrs):
-        ax.set_xscale("log")
+        log_scale(ax, "x")
     suggestion = result.suggestion
     if points:
         at = min(points, key=lambda p: abs(p[0] - suggestion))

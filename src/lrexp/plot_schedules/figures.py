@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrexp.plot_schedules.curves import Curve, Plan
+from lrexp.plots import log_scale
 from lrexp.schedules import REGISTRY
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def _colors(n: int) -> list[Any]:
 
 def _set_lr_scale(ax: Axes, log: bool) -> None:
     if log:
-        ax.set_yscale("log", nonpositive="mask")
+        log_scale(ax, nonpositive="mask")
     else:
         ax.set_ylim(bottom=0)
     ax.grid(True, which="major", alpha=0.3)

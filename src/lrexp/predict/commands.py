@@ -117,7 +117,7 @@ def fit_lines(fits: dict[str, Fit]) -> list[str]:
 
 
 def run_predict(args: argparse.Namespace) -> list[str]:
-    from lrexp.plots import new_figure
+    from lrexp.plots import log_scale, new_figure
 
     fits = read_fits(args.fit)
     configs = planned(args.overrides)
@@ -155,7 +155,7 @@ def run_predict(args: argparse.Namespace) -> list[str]:
         columns[f"{config.label} [steps]"] = steps.astype(np.float64)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("predicted training loss")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -177,7 +177,7 @@ def write_columns(columns: dict[str, Array], path: Path) -> None:
 def run_bound(args: argparse.Namespace) -> list[str]:
     """The bound of each configuration at its own LR, its optimal base LR, and every LR
     transferred from the first configuration's (taken as tuned): lr₁ · γ*(this) / γ*(first)."""
-    from lrexp.plots import new_figure
+    from lrexp.plots import log_scale, new_figure
 
     configs = planned(args.overrides)
     out: Path = args.out
@@ -210,7 +210,7 @@ def run_bound(args: argparse.Namespace) -> list[str]:
     write_columns(columns, out / "bound_curves.csv")
     ax.set_xlabel("optimizer step (run stopped there)")
     ax.set_ylabel("convex last-iterate bound (D=G=1)")
-    ax.set_yscale("log")
+    log_scale(ax)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -130,7 +130,7 @@ def curves_figure(
     loss: str = "training loss",
 ) -> Path:
     """One panel per held-out schedule: observed curves (grey) and each law's prediction."""
-    from lrexp.plots import new_figure
+    from lrexp.plots import log_scale, new_figure
 
     groups = by_label(curves)
     held = [h.label for h in results[0].held_out] if results else []
@@ -145,7 +145,7 @@ def curves_figure(
             steps = np.unique(np.linspace(c.steps[0], len(c.lrs), 300).astype(int))
             theta = r.fits[label].theta
             ax.plot(steps, predict_curve(law, theta, c.lrs, steps), style, label=r.law)
-        ax.set_yscale("log")
+        log_scale(ax)
         ax.set_title(f"held out: {label}")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(loss)

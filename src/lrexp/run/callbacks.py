@@ -2,18 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import contextlib
+import time
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import TQDMProgressBar
+from pytorch_lightning.profilers import PassThroughProfiler
 from torch import Tensor
 from torch.optim import Optimizer
 
 from lrexp.optim import schedule_free_lr
 from lrexp.schedules.lr_scheduler import ScheduledLR
 from lrexp.tracking.history_file import TRAIN_LOSS_WINDOW_KEY
+
+#: the callback hooks Lightning calls at every training batch
+PER_STEP_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "on_train_batch_end",
+)
+
+
+def skip_unused_hooks(callbacks: Iterable[pl.Callback]) -> None:
+    """Hide from each callback the per-step hooks it does not override.
+
+    Lightning calls every hook of every callback at every batch, each inside a profiler
+    context, the base class's no-op methods included: tens of calls per step, a measurable
+    share of a small model's step. It skips an attribute that is not callable, so an
+    instance attribute ``None`` over an inherited no-op removes the call and changes nothing
+    else (:mod:`lrexp.bench` measures the difference).
+    """
+    for callback in callbacks:
+        for hook in PER_STEP_HOOKS:
+            if getattr(type(callback), hook, None) is getattr(pl.Callback, hook):
+                setattr(callback, hook, None)
+
+
+class QuietProfiler(PassThroughProfiler):
+    """Lightning's default no-op profiler, without building a generator-based context
+    manager around each of the dozens of hook calls per step: one shared no-op context."""
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.AbstractContextManager[Any]:  # type: ignore[override]
+        return self._nothing
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, redrawn every ``refresh_rate`` batches but at most
+    :attr:`per_second` times a second (tqdm's own pace) except at a bar's last batch: a small
+    model's thousand steps a second would otherwise spend a share of each step drawing."""
+
+    per_second = 10.0
+
+    def __init__(self, refresh_rate: int) -> None:
+        super().__init__(refresh_rate=refresh_rate)
+        self.drawn_at = -float("inf")
+
+    def _should_update(self, current: int, total: int) -> bool:
+        if not super()._should_update(current, total):
+            return False
+        now = time.monotonic()
+        if current != total and now - self.drawn_at < 1 / self.per_second:
+            return False
+        self.drawn_at = now
+        return True
 
 
 def lr_keys(optimizer: Optimizer) -> list[str]:
@@ -81,16 +141,17 @@ class TrainLossTrace(pl.Callback):
     micro-batch) of each window of ``every`` optimizer steps, at step = optimizer steps so far.
 
     The epoch mean ``train/loss`` is too coarse to fit a loss-curve law on (a few points per
-    run); this one has a point every ``every`` steps. The loss sum stays on the device (one
-    in-place add per batch, no host sync); it is read, and summed over processes, once per
-    window, on every rank alike (so ``enabled`` must be the same on all of them); rank zero
-    logs. The last, shorter window is logged when training ends. The running window is kept in
-    checkpoints, so a resumed run logs the same points.
+    run); this one has a point every ``every`` steps. Each batch's loss is added on the host
+    (the module reads it at every step anyway, to stop a diverged run: no extra device sync);
+    the window is summed over processes once per window, on every rank alike (so ``enabled``
+    must be the same on all of them); rank zero logs. The last, shorter window is logged when
+    training ends. The running window is kept in checkpoints, so a resumed run logs the same
+    points.
     """
 
     def __init__(self, every: int) -> None:
         self.every = every
-        self.total: Tensor | None = None  #: sum of loss x examples over the window, on device
+        self.total = 0.0  #: sum of loss x examples over the window
         self.examples = 0
         self.last_step = 0  #: global step of the last logged window
 
@@ -106,8 +167,8 @@ class TrainLossTrace(pl.Callback):
         if not isinstance(loss, Tensor):
             return
         n = batch_examples(batch)
-        weighted = loss.detach() * n
-        self.total = weighted if self.total is None else self.total.add_(weighted)
+        # the value is on the host already (lrexp's module checks it is finite at each step)
+        self.total += float(loss) * n
         self.examples += n
         step = trainer.global_step
         if step != self.last_step and step % self.every == 0:
@@ -119,27 +180,24 @@ class TrainLossTrace(pl.Callback):
 
     def flush(self, trainer: pl.Trainer) -> None:
         """Log the window's mean (summed over processes) at the current step; start anew."""
-        if self.total is None:
+        if not self.examples:
             return
-        sums = torch.stack((self.total, self.total.new_tensor(float(self.examples))))
+        device = trainer.strategy.root_device
+        sums = torch.tensor([self.total, float(self.examples)], device=device)
         sums = trainer.strategy.reduce(sums, reduce_op="sum")
-        self.total, self.examples, self.last_step = None, 0, trainer.global_step
+        self.total, self.examples, self.last_step = 0.0, 0, trainer.global_step
         if trainer.logger is not None and trainer.global_rank == 0:
             mean = float(sums[0] / sums[1])
             trainer.logger.log_metrics({TRAIN_LOSS_WINDOW_KEY: mean}, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        total = None if self.total is None else self.total.detach().cpu()
-        return {"total": total, "examples": self.examples, "last_step": self.last_step}
+        return {"total": self.total, "examples": self.examples, "last_step": self.last_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.total = state_dict.get("total")
+        total = state_dict.get("total")  # a tensor in checkpoints of earlier versions
+        self.total = float(total) if total is not None else 0.0
         self.examples = int(state_dict.get("examples", 0))
         self.last_step = int(state_dict.get("last_step", 0))
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.total is not None:  # restored from a checkpoint: back onto the device
-            self.total = self.total.to(pl_module.device)
 
 
 class AtStep(pl.Callback):

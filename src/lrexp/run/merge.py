@@ -20,7 +20,14 @@ from torch.optim.swa_utils import AveragedModel
 from lrexp.data.describe import describe, has_test_split
 from lrexp.run.lifecycle import OnOpen, RunLifecycle
 from lrexp.run.spec import TrainSpec
-from lrexp.run.train import RunResult, data_tags, lightning_module, pairing_tags
+from lrexp.run.train import (
+    RunResult,
+    data_tags,
+    lightning_module,
+    pairing_tags,
+    whole_val_modes,
+    whole_validation,
+)
 
 #: the LightningModule's prefix of the network's weights in a checkpoint
 NET_PREFIX = "net."
@@ -60,7 +67,8 @@ def evaluate_merge(
     lifecycle = RunLifecycle(
         spec.run, spec.output_dir, on_open=list(on_open), extra_tags=fork.tags(), defer=False
     )
-    lifecycle.tags.update({**tags, **task.tags(), "num_outputs_from": info.outputs_from})
+    modes = whole_val_modes(data, task.modes())
+    lifecycle.tags.update({**tags, **task.tags(modes), "num_outputs_from": info.outputs_from})
     with lifecycle:
         trainer = pl.Trainer(
             **spec.trainer,
@@ -70,6 +78,7 @@ def evaluate_merge(
         )
         trainer.validate(module, datamodule=data, verbose=False)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics |= whole_validation(trainer, module, data)
         if has_test_split(data):
             trainer.test(module, datamodule=data, verbose=False)
             metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}

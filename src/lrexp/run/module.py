@@ -3,6 +3,7 @@ optimizer and schedule."""
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ from lrexp.tasks import Task
 #: families' ``monitor`` is read by lrexp itself, in :meth:`Classifier.on_validation_epoch_end`)
 SCHEDULER_KEYS = ("interval", "frequency")
 
+#: the prefix of the final validation on the whole validation split (``val_full/loss``), for
+#: data modules that validate on a fixed subset during training (their ``whole_val`` switch)
+WHOLE_VAL = "val_full"
+
 #: Lightning warnings that do not apply here: lrexp logs per epoch and per optimizer step itself
 #: (not through ``log_every_n_steps``) and reduces its epoch metrics across ranks before logging.
 QUIET_WARNINGS = (
@@ -34,6 +39,12 @@ QUIET_WARNINGS = (
 )
 for _message in QUIET_WARNINGS:  # at import, so spawned DDP workers are quiet too
     warnings.filterwarnings("ignore", message=_message)
+
+
+def as_prefix(key: str, prefix: str) -> str:
+    """``val/loss`` under ``prefix``: ``val_full/loss``; a key of no split is left as it is."""
+    split, slash, name = key.partition("/")
+    return f"{prefix}/{name}" if slash and split == "val" else key
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,9 @@ class LRModule(pl.LightningModule):
         self.mid_window = False
         #: the step metrics are logged at when it is not the trainer's (a merge: its trunk's)
         self.log_step: int | None = None
+        #: the prefix validation metrics are logged under when it is not ``val`` (the final
+        #: whole-split validation: :data:`WHOLE_VAL`)
+        self.val_prefix = "val"
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook call (dozens per step); it is a
@@ -139,7 +153,9 @@ class LRModule(pl.LightningModule):
             averaged = self.trainer.strategy.reduce(averaged, reduce_op="sum")
             metrics[self.averager.metric(split)] = float(averaged[0] / averaged[-1])
         logged_values = getattr(self.net, "logged_values", None)
-        if split == "val" and callable(logged_values):
+        if split == "val" and self.val_prefix != "val":  # weight values: regular ones log them
+            metrics = {as_prefix(k, self.val_prefix): v for k, v in metrics.items()}
+        elif split == "val" and callable(logged_values):
             metrics.update(logged_values())
         # callback_metrics (checkpoint monitor, progress bar) get them through Lightning; the
         # store gets them at step = optimizer updates so far, the same axis as the `lr` trace
@@ -152,9 +168,10 @@ class LRModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
-        if not torch.isfinite(loss):
+        value = float(loss.detach())  # one host read per step, shared with the loss trace
+        if not math.isfinite(value):
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
-            raise DivergedError(self.trainer.global_step, lr, float(loss.detach()))
+            raise DivergedError(self.trainer.global_step, lr, value)
         optimizer = self.optimizers(use_pl_optimizer=True)
         assert not isinstance(optimizer, list)  # configure_optimizers returns one optimizer
         window = self.steps.accumulate

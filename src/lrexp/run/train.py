@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from lrexp.averaging import build_averager
 from lrexp.data.describe import class_name, describe, has_test_split
@@ -29,13 +29,16 @@ from lrexp.run.callbacks import (
     ExcessLoss,
     KeepCheckpoints,
     LRTrace,
+    ProgressBar,
+    QuietProfiler,
     TrainLossTrace,
+    skip_unused_hooks,
     validate_now,
 )
 from lrexp.run.faults import CheckpointOnInterrupt
 from lrexp.run.fork import KEPT_DIR_TAG, KEPT_STEPS_TAG, kept_checkpoint
 from lrexp.run.lifecycle import OnOpen, RunLifecycle
-from lrexp.run.module import LRModule
+from lrexp.run.module import WHOLE_VAL, LRModule, as_prefix
 from lrexp.run.resume import RecordedPlan, check_mid_epoch
 from lrexp.run.spec import TrainSpec
 from lrexp.run.tokens import TokenThroughput
@@ -121,6 +124,34 @@ def lightning_module(
     )
 
 
+def whole_val_modes(data: object, modes: dict[str, str]) -> dict[str, str]:
+    """The directions of :func:`whole_validation`'s metrics (from the regular ones'), for a
+    data module that has one; else none."""
+    if not hasattr(data, "whole_val"):
+        return {}
+    return {as_prefix(k, WHOLE_VAL): v for k, v in modes.items() if k.startswith("val/")}
+
+
+def whole_validation(
+    trainer: pl.Trainer, module: LRModule, data: pl.LightningDataModule
+) -> dict[str, float]:
+    """Validate the module's current weights on the whole validation split, logged as
+    ``val_full/*`` at the same step, for a data module that validates on a fixed subset during
+    training and serves the whole split while its ``whole_val`` is set
+    (:class:`lrexp.data.TextDataModule`); else nothing."""
+    if not hasattr(data, "whole_val"):
+        return {}
+    module.val_prefix = WHOLE_VAL
+    data.whole_val = True
+    try:  # through the data module: a spawned DDP run pickles it, not a loader
+        trainer.validate(module, datamodule=data, verbose=False)
+    finally:
+        module.val_prefix = "val"
+        data.whole_val = False
+    prefix = f"{WHOLE_VAL}/"
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(prefix)}
+
+
 def build_trainer(
     spec: TrainSpec,
     logger: BufferedMlflowLogger | None,
@@ -151,13 +182,15 @@ def build_trainer(
         path_of = functools.partial(kept_checkpoint, folder)
         callbacks.append(KeepCheckpoints(list(kept.keep_steps), kept.keep_every, path_of, on_keep))
     if spec.progress_refresh is not None:
-        callbacks.append(TQDMProgressBar(refresh_rate=spec.progress_refresh))
+        callbacks.append(ProgressBar(spec.progress_refresh))
+    trainer_options = {"profiler": QuietProfiler(), **spec.trainer}  # ``trainer.profiler`` wins
     trainer = pl.Trainer(
-        **spec.trainer,
+        **trainer_options,
         logger=logger if logger is not None else False,
         callbacks=callbacks,
         default_root_dir=str(spec.output_dir),
     )
+    skip_unused_hooks(trainer.callbacks)  # type: ignore[attr-defined]
     return trainer, checkpoint
 
 
@@ -213,8 +246,11 @@ def train(
         defer=spec.world_size == 1,  # other ranks need the run id before they start
     )
     lifecycle.planned = module.planned_lr  # filled when the optimizer is built
-    averaged = module.averager.modes() if module.averager is not None else None
-    lifecycle.tags.update({**pairing, **task.tags(averaged), "num_outputs_from": info.outputs_from})
+    extra_modes = module.averager.modes() if module.averager is not None else {}
+    extra_modes |= whole_val_modes(data, {**task.modes(), **extra_modes})
+    lifecycle.tags.update(
+        {**pairing, **task.tags(extra_modes), "num_outputs_from": info.outputs_from}
+    )
     if spec.extended_from is not None:
         lifecycle.tags["extended_from"] = str(spec.extended_from)
     kept: list[int] = []
@@ -237,9 +273,11 @@ def train(
         if info.targets == TOKENS:
             extra.append(TokenThroughput(spec.train_loss_every or DEFAULT_TOKENS_EVERY))
         trainer.callbacks.extend([*extra, *callbacks, *lifecycle.callbacks()])  # type: ignore[attr-defined]
+        skip_unused_hooks(trainer.callbacks)  # type: ignore[attr-defined]
         trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
         # trainer.test() replaces callback_metrics: keep val/* (the sweepers' objective)
         fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        fit_metrics |= whole_validation(trainer, module, data)  # the final weights, not the best
         best = "best" if checkpoint.best_model_path else None
         if tested:
             trainer.test(module, datamodule=data, ckpt_path=best, verbose=False, weights_only=True)
