@@ -173,6 +173,17 @@ EXPERIMENT_BUDGETS = {
         {"cosine": 10, "wsd": 10},
     ),
     "seed_linear_regression": ([], {"constant": 100}),  # one run: the seed's 100 steps
+    "lm_findings": (
+        [
+            "trainer.max_steps=20",
+            "logger.experiment_name=lrexp",
+            "schedule.warmup.steps=5",
+            "trainer.val_check_interval=10",
+            "model.n_layer=1",
+            "hydra.sweeper.params.study_arm=lm_wsd_sqrt",
+        ],
+        {"wsd": 20},
+    ),
     "lm": (
         [
             "trainer.max_steps=20",

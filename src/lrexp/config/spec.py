@@ -64,12 +64,22 @@ def run_spec(cfg: DictConfig, name: str | None = None) -> RunSpec:
     }
     return RunSpec(
         name=name or run_name(cfg),
-        labels={**labels, "seed": str(cfg.seed)},
+        labels={**labels, "seed": str(cfg.seed), **study_arm()},
         root_dir=Path(cfg.paths.root_dir),
         params=params,
         resolved_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         tracking=tracking_spec(cfg),
     )
+
+
+def study_arm() -> dict[str, str]:
+    """``{"study_arm": <option>}`` when the run is an arm of a preset study (``study_arm=``,
+    conf/study_arm), so that a study's runs can be told apart by a tag; else nothing."""
+    try:
+        choice = HydraConfig.get().runtime.choices.get("study_arm")
+    except ValueError:  # not inside a Hydra run (a test's compose)
+        return {}
+    return {"study_arm": str(choice)} if choice else {}
 
 
 def job_threads(cfg: DictConfig) -> int | None:

@@ -42,7 +42,7 @@ class RunSpec:
     """A run's identity and records: name, labels, params, resolved config, tracking."""
 
     name: str
-    labels: dict[str, str]  #: dataset, model, optimizer, schedule, seed (the run's tags)
+    labels: dict[str, str]  #: dataset, model, optimizer, schedule, seed, study_arm (tags)
     root_dir: Path
     params: dict[str, str] = field(repr=False)
     resolved_yaml: str = field(repr=False)

@@ -1,0 +1,158 @@
+"""The findings tested: each claim's paired comparison (lrexp-compare's tests: the paired
+t-test below 6 seeds, the exact signed-rank test from 6; Holm over the study's claims; TOST for
+equivalence within ``--margin``), the table ``findings.md``, ``findings.json`` and the forest
+plot ``findings.png`` in ``--out``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from lrexp.compare.stats.pairwise import paired_stats, verdict
+from lrexp.compare.stats.power import holm
+from lrexp.findings.claims import DERIVED_ARMS, LR_RATIO_CLAIM, STEPS, Claim, lr_ratio_outcome
+from lrexp.findings.claims import outcome as claim_outcome
+from lrexp.findings.results import Results
+
+
+@dataclass
+class Row:
+    """One tested claim."""
+
+    key: str
+    text: str
+    source: str
+    arm: str
+    base: str
+    seeds: int
+    arm_mean: float
+    base_mean: float
+    delta: float  #: arm - base, in nats (lower loss is better)
+    low: float
+    high: float
+    test: str
+    p: float
+    p_holm: float = math.nan
+    verdict: str = "inconclusive"
+    outcome: str = "inconclusive"
+    compute: str = ""
+
+
+def arm_lr(arm: str, best: dict[str, float]) -> float:
+    return best[DERIVED_ARMS.get(arm, arm)]
+
+
+def compute_note(claim: Claim) -> str:
+    """Optimizer steps per seed of each side; a fork's shared trunk is noted."""
+
+    def steps(arm: str) -> str:
+        own = STEPS[arm]
+        return f"{own} + trunk" if arm.startswith("lm_cooldown") else str(own)
+
+    return f"{steps(claim.arm)} vs {steps(claim.base)}"
+
+
+def test_claim(
+    claim: Claim, results: Results, best: dict[str, float], margin: float
+) -> tuple[Row, float]:
+    """The claim's row, and its TOST p (equivalence within ``margin``)."""
+    arm = results.seeds_of(claim.arm, arm_lr(claim.arm, best), claim.metric)
+    base = results.seeds_of(claim.base, arm_lr(claim.base, best), claim.base_metric)
+    seeds = sorted(set(arm) & set(base))
+    a = np.array([arm[s] for s in seeds])
+    b = np.array([base[s] for s in seeds])
+    stats = paired_stats(a, b, margin, test="auto")
+    return Row(
+        claim.key,
+        claim.text,
+        claim.source,
+        f"{claim.arm} ({claim.metric})",
+        f"{claim.base} ({claim.base_metric})",
+        len(seeds),
+        float(a.mean()) if seeds else math.nan,
+        float(b.mean()) if seeds else math.nan,
+        stats.delta,
+        stats.delta_low,
+        stats.delta_high,
+        stats.test,
+        stats.p,
+        compute=compute_note(claim),
+    ), stats.tost_p
+
+
+def report(
+    results: Results, claims: Sequence[Claim], best: dict[str, float], args: argparse.Namespace
+) -> list[str]:
+    """Test every claim, write the table, JSON and figure; the console lines."""
+    tested = [test_claim(c, results, best, args.margin) for c in claims]
+    rows = [row for row, _ in tested]
+    p_holm = holm([row.p for row in rows])
+    tost_holm = holm([tost for _, tost in tested])
+    for row, claim, p, tost in zip(rows, claims, p_holm, tost_holm, strict=True):
+        row.p_holm = p
+        row.verdict = verdict(row.delta, p, tost, higher_is_better=False)
+        row.outcome = claim_outcome(claim.expect, row.verdict)
+    lines = ["best LR of the grid (seed 0, lowest final val_full/loss):"]
+    edges = (min(args.grid), max(args.grid))
+    lines += [
+        f"  {arm}: {lr:g}" + ("  (at the grid's edge: widen --grid)" if lr in edges else "")
+        for arm, lr in best.items()
+    ]
+    ratio_line = ""
+    if "lm_constant" in best and "lm_cosine" in best:
+        ratio = best["lm_constant"] / best["lm_cosine"]
+        key, text, source = LR_RATIO_CLAIM
+        ratio_line = (
+            f"| {key} | {text} ({source}) | best constant LR {best['lm_constant']:g} / best "
+            f"cosine LR {best['lm_cosine']:g} = {ratio:g} (grid {', '.join(map(str, args.grid))}"
+            f", seed 0) | | | | **{lr_ratio_outcome(ratio)}** |"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "findings.md").write_text("\n".join(table(rows, ratio_line)) + "\n")
+    payload = {"best_lr": best, "margin": args.margin, "rows": [asdict(r) for r in rows]}
+    (args.out / "findings.json").write_text(json.dumps(payload, indent=2))
+    forest(rows, args.out / "findings.png")
+    lines += table(rows, ratio_line)
+    return lines
+
+
+def table(rows: Sequence[Row], ratio_line: str) -> list[str]:
+    """The manual's table: one row per claim."""
+    out = [
+        "| # | claim (source) | arm vs baseline | Δ nats (95 % CI) | test, Holm p | verdict, "
+        "seeds | steps per seed | outcome |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r.key} | {r.text} ({r.source}) | `{r.arm}` {r.arm_mean:.4f} vs `{r.base}` "
+            f"{r.base_mean:.4f} | {r.delta:+.4f} ({r.low:+.4f}, {r.high:+.4f}) | {r.test}, "
+            f"{r.p_holm:.3g} | {r.verdict}, {r.seeds} | {r.compute} | **{r.outcome}** |"
+        )
+    if ratio_line:
+        out.append(ratio_line)
+    return out
+
+
+def forest(rows: Sequence[Row], path: object) -> None:
+    """Δ and its 95 % CI per claim, coloured by outcome."""
+    from lrexp.plots import new_figure, save
+
+    fig = new_figure(7.5, 0.45 * len(rows) + 1.2)
+    ax = fig.add_subplot()
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:red"}
+    for index, r in enumerate(reversed(rows)):
+        colour = colours.get(r.outcome, "tab:gray")
+        ax.errorbar(
+            r.delta, index, xerr=[[r.delta - r.low], [r.high - r.delta]], fmt="o", color=colour
+        )
+    ax.set_yticks(range(len(rows)), [f"{r.key}: {r.arm.split()[0]}" for r in reversed(rows)])
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("Δ final val_full/loss, arm − baseline (nats; < 0: the arm is better)")
+    ax.set_title("lm_findings: green reproduced, red not, grey inconclusive", fontsize=10)
+    save(fig, str(path))

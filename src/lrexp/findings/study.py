@@ -1,0 +1,121 @@
+"""``python scripts/lm_findings.py``: run what the findings need that the store does not hold
+yet, then test and tabulate them (:mod:`lrexp.findings.report`).
+
+1. The LR grid: every full-length arm at every ``--grid`` LR, seed 0.
+2. Each arm at its best LR (the lowest final ``val_full/loss`` of the grid), seeds 1 to
+   ``--seeds`` - 1 (seed 0 is the grid's run); the cooldown forks and the envelope's short
+   cosine runs at the LR of the arm they derive from.
+3. The paired comparisons, the table and the figures in ``--out``.
+
+Every stage skips runs already FINISHED in the store (by ``study_arm`` tag, LR and seed), so an
+interrupted study continues where it stopped. Runs are multiruns of ``lrexp-train`` with
+``experiment=lm_findings`` (two jobs at a time), from the current folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lrexp.findings.claims import CLAIMS, DERIVED_ARMS, GRID_ARMS, arms_for
+from lrexp.findings.report import report
+from lrexp.findings.results import read_results
+
+DEFAULT_GRID = (0.0005, 0.001, 0.002, 0.004)
+FINDING_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8")
+
+
+def train_command() -> str:
+    """``lrexp-train`` of this environment."""
+    beside = Path(sys.executable).with_name("lrexp-train")
+    return str(beside) if beside.exists() else shutil.which("lrexp-train") or "lrexp-train"
+
+
+def launch(arm: str, lrs: Sequence[float], seeds: Sequence[int], args: argparse.Namespace) -> None:
+    """One multirun of ``arm`` over ``lrs`` x ``seeds``; stops the study if it fails."""
+    command = [
+        train_command(),
+        "-m",
+        "experiment=lm_findings",
+        f"study_arm={arm}",
+        f"optimizer.lr={','.join(map(str, lrs))}",
+        f"seed={','.join(map(str, seeds))}",
+        f"logger.tracking_uri={args.tracking_uri}",
+        f"logger.experiment_name={args.experiment}",
+        *args.overrides,
+    ]
+    print(f"lm_findings: {arm} at lr {', '.join(map(str, lrs))}, seeds {list(seeds)}", flush=True)
+    started = time.monotonic()
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise SystemExit(f"lm_findings: {arm} at lr {list(lrs)} failed:\n{tail}")
+    print(f"lm_findings:   {time.monotonic() - started:.0f} s", flush=True)
+
+
+def run_missing(args: argparse.Namespace, arms: list[str]) -> dict[str, float]:
+    """Launch every missing run of ``arms``; the best LR of each grid arm."""
+    grid_arms = [a for a in arms if a in GRID_ARMS]
+    results = read_results(args.tracking_uri, args.experiment)
+    for arm in grid_arms:
+        missing = [lr for lr in args.grid if not results.has(arm, lr, 0)]
+        if missing:
+            launch(arm, missing, [0], args)
+    results = read_results(args.tracking_uri, args.experiment)
+    best = {arm: results.best_lr(arm, args.grid) for arm in grid_arms}
+    for arm in grid_arms + [a for a in arms if a in DERIVED_ARMS]:
+        lr = best[DERIVED_ARMS.get(arm, arm)]
+        missing_seeds = [s for s in range(args.seeds) if not results.has(arm, lr, s)]
+        if missing_seeds:
+            launch(arm, [lr], missing_seeds, args)
+    return best
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
+    parser.add_argument("--experiment", default="lm_findings", help="the runs' MLflow experiment")
+    parser.add_argument(
+        "--grid",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=DEFAULT_GRID,
+        help="the LRs each full-length arm is tried at (comma-separated)",
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="paired seeds per arm, 0 to N-1")
+    parser.add_argument(
+        "--findings",
+        type=lambda text: set(text.split(",")),
+        default=None,
+        help=f"the findings to run and test, of {','.join(FINDING_KEYS)} (default: all)",
+    )
+    parser.add_argument("--margin", type=float, default=0.01, help="nats: |Δ| below is equivalent")
+    parser.add_argument("--out", type=Path, default=Path("findings"), help="table and figures")
+    parser.add_argument("--report-only", action="store_true", help="run nothing; test the store")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run")
+    args = parser.parse_args(argv)
+    if args.findings is not None and not args.findings <= set(FINDING_KEYS):
+        parser.error(f"--findings: choose from {','.join(FINDING_KEYS)}")
+    if args.seeds < 2:
+        parser.error("--seeds: at least 2 paired seeds")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    arms = arms_for(args.findings)
+    started = time.monotonic()
+    if args.report_only:
+        results = read_results(args.tracking_uri, args.experiment)
+        best = {a: results.best_lr(a, args.grid) for a in arms if a in GRID_ARMS}
+    else:
+        best = run_missing(args, arms)
+    claims = [c for c in CLAIMS if args.findings is None or c.key.rstrip("abc") in args.findings]
+    results = read_results(args.tracking_uri, args.experiment)
+    lines = report(results, claims, best, args)
+    print("\n".join(lines))
+    print(f"lm_findings: {time.monotonic() - started:.0f} s in all")
