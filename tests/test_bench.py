@@ -73,3 +73,56 @@ def test_startup_repeats_zero_skips_the_startup_measurement(
             bench_cli.main([*args, *bad])
         assert caught.value.code == 2
     assert "--startup-repeats: must be >= 0, got -1" in capsys.readouterr().err
+
+
+def test_unused_hooks_are_hidden_and_used_ones_still_called(tmp_path: Path) -> None:
+    """lrexp hides from each callback the per-step hooks it does not override (Lightning would
+    call them at every batch); a hook a callback does override is called at every batch as
+    before, and lrexp's own per-step results (the losses) do not change."""
+    from pytorch_lightning.callbacks import Callback
+
+    from lrexp.run.callbacks import PER_STEP_HOOKS, LRTrace, skip_unused_hooks
+
+    class CountsBackward(Callback):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def on_after_backward(self, *_: object) -> None:
+            self.calls += 1
+
+    counter, trace = CountsBackward(), LRTrace()
+    skip_unused_hooks([counter, trace])
+    assert counter.on_after_backward is not None and trace.on_before_optimizer_step is not None
+    assert counter.on_train_batch_end is None and trace.on_after_backward is None
+    assert all(getattr(Callback(), hook) is not None for hook in PER_STEP_HOOKS)  # per instance
+
+    steps = 12
+    spec = bench.bench_spec(bench.WORKLOADS["mlp-digits-b32"], tmp_path, steps)
+    data = spec.parts.data()
+    assert isinstance(data, TensorDataModule)
+    data.setup("fit")
+    clock_losses = bench.lrexp_path(spec, data, warmup=0, tracking_uri=None)[1]
+    assert clock_losses == pytest.approx(bench.plain_loop(spec, data, steps, 0)[1], abs=1e-6)
+
+    from lrexp.run.train import build_trainer, lightning_module
+    from lrexp.tasks import Classification
+
+    net = bench.fresh_model(spec, data)
+    module = lightning_module(spec, net, Classification(10))
+    trainer, _ = build_trainer(spec, None, module.task)
+    trainer.callbacks.append(counter)  # type: ignore[attr-defined]
+    trainer.fit(module, datamodule=data)
+    assert counter.calls == steps  # called at every step, though hidden from the others
+
+
+def test_the_progress_bar_redraws_at_most_ten_times_a_second() -> None:
+    """Every ``refresh_rate`` batches, but not twice within 0.1 s, except a bar's last batch."""
+    from lrexp.run.callbacks import ProgressBar
+
+    bar = ProgressBar(refresh_rate=1)
+    assert bar._should_update(1, 100)
+    assert not bar._should_update(2, 100)  # at once after: skipped
+    assert bar._should_update(100, 100)  # the last batch always
+    bar.drawn_at -= 0.2
+    assert bar._should_update(3, 100)
+    assert not ProgressBar(refresh_rate=10)._should_update(5, 100)  # not a 10th batch

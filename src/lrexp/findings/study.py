@@ -36,43 +36,60 @@ def train_command() -> str:
     return str(beside) if beside.exists() else shutil.which("lrexp-train") or "lrexp-train"
 
 
-def launch(arm: str, lrs: Sequence[float], seeds: Sequence[int], args: argparse.Namespace) -> None:
-    """One multirun of ``arm`` over ``lrs`` x ``seeds``; stops the study if it fails."""
+def launch(
+    arms: Sequence[str], lrs: Sequence[float], seeds: Sequence[int], args: argparse.Namespace
+) -> None:
+    """One multirun of ``arms`` x ``lrs`` x ``seeds``; stops the study if it fails."""
     command = [
         train_command(),
         "-m",
         "experiment=lm_findings",
-        f"study_arm={arm}",
+        f"study_arm={','.join(arms)}",
         f"optimizer.lr={','.join(map(str, lrs))}",
         f"seed={','.join(map(str, seeds))}",
         f"logger.tracking_uri={args.tracking_uri}",
         f"logger.experiment_name={args.experiment}",
         *args.overrides,
     ]
-    print(f"lm_findings: {arm} at lr {', '.join(map(str, lrs))}, seeds {list(seeds)}", flush=True)
+    print(
+        f"lm_findings: {', '.join(arms)} at lr {', '.join(map(str, lrs))}, seeds {list(seeds)}",
+        flush=True,
+    )
     started = time.monotonic()
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise SystemExit(f"lm_findings: {arm} at lr {list(lrs)} failed:\n{tail}")
+        raise SystemExit(f"lm_findings: {', '.join(arms)} failed:\n{tail}")
     print(f"lm_findings:   {time.monotonic() - started:.0f} s", flush=True)
 
 
+def launch_grouped(
+    wanted: dict[str, tuple[list[float], list[int]]], args: argparse.Namespace
+) -> None:
+    """Launch each arm's missing (LRs, seeds), one multirun for the arms that miss the same."""
+    groups: dict[tuple[tuple[float, ...], tuple[int, ...]], list[str]] = {}
+    for arm, (missing_lrs, missing_seeds) in wanted.items():
+        if missing_lrs and missing_seeds:
+            groups.setdefault((tuple(missing_lrs), tuple(missing_seeds)), []).append(arm)
+    for (lrs, seeds), arms in groups.items():
+        launch(arms, lrs, seeds, args)
+
+
 def run_missing(args: argparse.Namespace, arms: list[str]) -> dict[str, float]:
-    """Launch every missing run of ``arms``; the best LR of each grid arm."""
+    """Launch every missing run of ``arms``: the grid, then each arm's seeds at its best LR
+    (the trunks before their forks); the best LR of each grid arm."""
     grid_arms = [a for a in arms if a in GRID_ARMS]
     results = read_results(args.tracking_uri, args.experiment)
-    for arm in grid_arms:
-        missing = [lr for lr in args.grid if not results.has(arm, lr, 0)]
-        if missing:
-            launch(arm, missing, [0], args)
+    grid = {a: ([lr for lr in args.grid if not results.has(a, lr, 0)], [0]) for a in grid_arms}
+    launch_grouped(grid, args)
     results = read_results(args.tracking_uri, args.experiment)
     best = {arm: results.best_lr(arm, args.grid) for arm in grid_arms}
-    for arm in grid_arms + [a for a in arms if a in DERIVED_ARMS]:
-        lr = best[DERIVED_ARMS.get(arm, arm)]
-        missing_seeds = [s for s in range(args.seeds) if not results.has(arm, lr, s)]
-        if missing_seeds:
-            launch(arm, [lr], missing_seeds, args)
+    for stage in (grid_arms, [a for a in arms if a in DERIVED_ARMS]):
+        wanted = {}
+        for arm in stage:
+            lr = best[DERIVED_ARMS.get(arm, arm)]
+            wanted[arm] = ([lr], [s for s in range(args.seeds) if not results.has(arm, lr, s)])
+        launch_grouped(wanted, args)
     return best
 
 
