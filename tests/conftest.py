@@ -22,6 +22,18 @@ from lrexp.tracking.history_file import HISTORY_FILE, TOKEN_TAG, read_history_fi
 from lrexp.tracking.localserver import MlflowServer, Postgres, postgres_bin
 
 ROOT = Path(__file__).resolve().parents[1]
+#: a one-layer GPT of width 32 on windows of 32 bytes: a language-model run of a few dozen
+#: steps takes seconds
+TINY_GPT = [
+    "model.n_layer=1",
+    "model.n_embd=32",
+    "model.n_head=2",
+    "model.block_size=32",
+    "dataset.block_size=32",
+    "dataset.batch_size=8",
+    "dataset.val_windows=16",
+    "schedule.warmup.steps=5",
+]
 CONF = ROOT / "conf"
 register()  # the structured configs that conf/'s defaults lists name
 

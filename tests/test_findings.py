@@ -13,19 +13,12 @@ import pytest
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, experiment_id
+from conftest import ROOT, TINY_GPT, experiment_id
 from lrexp.data.text import stdlib_files
 from lrexp.findings.claims import CLAIMS, arms_for, lr_ratio_outcome, outcome
 
 TINY = [
-    "model.n_layer=1",
-    "model.n_embd=32",
-    "model.n_head=2",
-    "model.block_size=32",
-    "dataset.block_size=32",
-    "dataset.batch_size=8",
-    "dataset.val_windows=16",
-    "schedule.warmup.steps=5",
+    *TINY_GPT,
     "trainer.max_steps=30",
     "trainer.val_check_interval=15",
     "hydra/launcher=basic",

@@ -14,7 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from conftest import ROOT
+from conftest import ROOT, TINY_GPT
 from lrexp.averaging import EMA, BlockSWA
 from lrexp.config.training import train_config
 from lrexp.config.validate import validate
@@ -25,14 +25,7 @@ from lrexp.models import GPT, LSTM
 #: a small GPT and short windows: a run of a few dozen steps takes seconds
 SMALL = [
     "experiment=lm",
-    "model.n_layer=1",
-    "model.n_embd=32",
-    "model.n_head=2",
-    "model.block_size=32",
-    "dataset.block_size=32",
-    "dataset.batch_size=8",
-    "dataset.val_windows=16",
-    "schedule.warmup.steps=5",
+    *TINY_GPT,
     "trainer.max_steps=40",
     "trainer.val_check_interval=20",
     "logger.train_loss_every=10",

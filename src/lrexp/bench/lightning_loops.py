@@ -17,17 +17,24 @@ from lrexp.run.spec import TrainSpec
 from lrexp.schedules.lr_scheduler import ScheduledLR
 
 
-class BareModule(pl.LightningModule):
-    """The least a Lightning loop does: forward, backward, optimizer and scheduler steps in
-    manual optimization (as lrexp's module), nothing logged."""
+class WorkloadModule(pl.LightningModule):
+    """A workload's network, with its optimizer settings and schedule length."""
 
     def __init__(self, net: nn.Module, spec: TrainSpec, steps: int, steps_per_epoch: int) -> None:
         super().__init__()
-        self.automatic_optimization = False
         self.net = net
         self.spec = spec
         self.steps = steps
         self.steps_per_epoch = steps_per_epoch
+
+
+class BareModule(WorkloadModule):
+    """The least a Lightning loop does: forward, backward, optimizer and scheduler steps in
+    manual optimization (as lrexp's module), nothing logged."""
+
+    def __init__(self, net: nn.Module, spec: TrainSpec, steps: int, steps_per_epoch: int) -> None:
+        super().__init__(net, spec, steps, steps_per_epoch)
+        self.automatic_optimization = False
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -49,20 +56,28 @@ class BareModule(pl.LightningModule):
         return optimizer
 
 
+def workload_trainer(spec: TrainSpec, clock: StepClock, **options: Any) -> pl.Trainer:
+    """A Trainer on the workload's device and precision, for its steps, timed by ``clock``."""
+    return pl.Trainer(
+        accelerator=str(spec.trainer.get("accelerator")),
+        devices=1,
+        precision=spec.trainer.get("precision"),
+        max_steps=spec.plan.total,
+        enable_checkpointing=False,
+        **{"callbacks": [clock], **options},
+    )
+
+
 def bare_lightning(spec: TrainSpec, data: Data, warmup: int) -> float:
     """(d) The floor of any Lightning-based loop: :class:`BareModule` on the same batches, no
     logger, no callbacks but the clock, no progress bar."""
     steps = spec.plan.total
     clock = StepClock(warmup)
-    trainer = pl.Trainer(
-        accelerator=str(spec.trainer.get("accelerator")),
-        devices=1,
-        precision=spec.trainer.get("precision"),
-        max_steps=steps,
+    trainer = workload_trainer(
+        spec,
+        clock,
         max_epochs=-1,
         logger=False,
-        callbacks=[clock],
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=str(spec.output_dir / "bare"),
@@ -73,15 +88,8 @@ def bare_lightning(spec: TrainSpec, data: Data, warmup: int) -> float:
     return clock.ms_per_step(steps - warmup)
 
 
-class StockModule(pl.LightningModule):
+class StockModule(WorkloadModule):
     """What a Lightning template does: ``self.log`` of loss and accuracy at every step."""
-
-    def __init__(self, net: nn.Module, spec: TrainSpec, steps: int, steps_per_epoch: int) -> None:
-        super().__init__()
-        self.net = net
-        self.spec = spec
-        self.steps = steps
-        self.steps_per_epoch = steps_per_epoch
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
@@ -129,16 +137,13 @@ def stock_lightning(spec: TrainSpec, data: Data, warmup: int, tracking_uri: str)
     )
     steps = spec.plan.total
     clock = StepClock(warmup)
-    trainer = pl.Trainer(
-        accelerator=str(spec.trainer.get("accelerator")),
-        devices=1,
-        precision=spec.trainer.get("precision"),
-        max_steps=steps,
+    trainer = workload_trainer(
+        spec,
+        clock,
         gradient_clip_val=spec.steps.clip_val,
         logger=MLFlowLogger(experiment_name="bench-stock", tracking_uri=tracking_uri),
         callbacks=[LearningRateMonitor(logging_interval="step"), clock],
         log_every_n_steps=1,
-        enable_checkpointing=False,
         default_root_dir=str(spec.output_dir / "stock"),
     )
     trainer.fit(
