@@ -26,7 +26,7 @@ from lrexp.findings.claims import CLAIMS, DERIVED_ARMS, GRID_ARMS, arms_for
 from lrexp.findings.report import report
 from lrexp.findings.results import read_results
 
-DEFAULT_GRID = (0.0005, 0.001, 0.002, 0.004)
+DEFAULT_GRID = (0.001, 0.002, 0.004, 0.008)
 FINDING_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8")
 
 
