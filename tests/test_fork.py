@@ -137,12 +137,26 @@ def test_a_linear_fork_equals_the_wsd_run_bitwise(
         (["fork.at=45"], "fork.at: run {trunk} kept no checkpoint at step 45 (kept: 40, 50)"),
         (["fork.at=40", "model.hidden_sizes=[32]"], "fork.from: the trunk was trained with"),
         (["fork.at=40", "optimizer.lr=0.5"], "fork.from: the trunk was trained at optimizer.lr"),
+        (
+            ["fork.at=40", "averaging=ema"],
+            "averaging: a cooldown fork keeps its trunk's weight averaging: the trunk had none, "
+            "this fork {{'name': 'ema', 'decay': 0.999}}",
+        ),
         (["fork.at=40", "fork.shape=exp"], "fork.min_factor: must be > 0 for an exp decay"),
         (["fork.at=40", "fork.length=0"], "fork.length: must be an integer >= 1"),
         (["fork.from=" + "a" * 32], "fork.from: no run aaaa"),
         (["fork.from=nope", "fork.at=40"], "fork.from: 'nope' is no checkpoint file, checkpoint"),
     ],
-    ids=["missing-step", "other-model", "other-lr", "exp-floor", "length", "no-run", "no-file"],
+    ids=[
+        "missing-step",
+        "other-model",
+        "other-lr",
+        "other-averaging",
+        "exp-floor",
+        "length",
+        "no-run",
+        "no-file",
+    ],
 )
 def test_bad_forks_are_one_line_before_any_run(
     make_cfg: Callable[..., DictConfig],

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lrexp.config.resuming import setup_of
+from lrexp.config.resuming import AVERAGING, setup_of
 from lrexp.errors import ConfigError
 from lrexp.optim import scaled_lr
 from lrexp.run.fork import Fork, find_checkpoint, merged_checkpoints
@@ -62,6 +62,7 @@ def resolve_fork(cfg: DictConfig) -> Fork | None:
         merged = merged_checkpoints(source, stored.step, merge, tracking_uri)
         trunk_run = run_id or stored.run_id
         return Fork(path, trunk_run, stored.plan, stored.step, 0, "merge", 0.0, merged)
+    check_same_averaging(cfg, stored.plan)
     length = cooldown_length(settings, stored.step)
     shape, min_factor = settings.get("shape", "linear"), settings.get("min_factor", 0.0)
     try:
@@ -89,7 +90,7 @@ def cooldown_length(settings: dict[str, Any], at: int) -> int:
 def check_same_setup(cfg: DictConfig, trunk: RecordedPlan) -> None:
     """Refuse a fork whose model, data or optimizer settings differ from its trunk's."""
     mine = setup_of(cfg)
-    ignored = {"optimizer.lr", "optimizer.scale_lr", "optimizer.reference_batch_size"}
+    ignored = {"optimizer.lr", "optimizer.scale_lr", "optimizer.reference_batch_size", AVERAGING}
     changed = [
         key
         for key in sorted(set(mine) | set(trunk.setup))
@@ -111,6 +112,20 @@ def check_same_setup(cfg: DictConfig, trunk: RecordedPlan) -> None:
     if lr != trunk.base_lr:
         raise ConfigError(
             "fork.from", f"the trunk was trained at optimizer.lr {trunk.base_lr}, this fork at {lr}"
+        )
+
+
+def check_same_averaging(cfg: DictConfig, trunk: RecordedPlan) -> None:
+    """Refuse a cooldown fork whose weight averaging differs from its trunk's: the fork goes on
+    with the trunk's averager (a merge reads the weights only). A trunk recorded before lrexp
+    kept its averaging is not checked."""
+    recorded = trunk.setup.get(AVERAGING)
+    mine = setup_of(cfg)[AVERAGING]
+    if recorded is not None and recorded != mine:
+        raise ConfigError(
+            "averaging",
+            f"a cooldown fork keeps its trunk's weight averaging: the trunk had {recorded}, this "
+            f"fork {mine} (set the trunk's averaging)",
         )
 
 

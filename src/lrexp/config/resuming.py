@@ -39,6 +39,8 @@ SETUP_GROUPS = ("model", "dataset", "optimizer")
 SETUP_KEYS = ("trainer.accumulate_grad_batches", "trainer.limit_train_batches")
 #: ... that change where files are read or how evaluation is batched, not the training.
 NOT_SETUP = ("dataset.data_dir", "dataset.download", "dataset.verify", "dataset.eval_batch_size")
+#: the weight averaging's settings: a cooldown fork continues its trunk's averager
+AVERAGING = "averaging"
 
 
 def setup_of(cfg: DictConfig) -> dict[str, str]:
@@ -49,6 +51,8 @@ def setup_of(cfg: DictConfig) -> dict[str, str]:
         node = OmegaConf.to_container(cfg[group], resolve=True)
         if isinstance(node, dict):
             setup.update(flatten({str(k): v for k, v in node.items()}, f"{group}."))
+    averaging = OmegaConf.select(cfg, "averaging", default=None)
+    setup[AVERAGING] = str(OmegaConf.to_container(averaging, resolve=True)) if averaging else "none"
     return {k: v for k, v in setup.items() if k not in NOT_SETUP}
 
 

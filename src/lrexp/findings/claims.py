@@ -189,6 +189,8 @@ def arms_for(keys: set[str] | None) -> list[str]:
     wanted = {arm for c in claims for arm in c.arms}
     if keys is None or "4" in keys:
         wanted |= {"lm_constant", "lm_cosine"}
+    if keys is None or "laws" in keys:  # the laws' LR, and the synthesized schedule's rivals
+        wanted |= {"lm_constant", "lm_cosine", "lm_wsd_linear"}
     wanted |= {DERIVED_ARMS[a] for a in wanted if a in DERIVED_ARMS}
     ordered = [a for a in GRID_ARMS if a in wanted]
     return ordered + [a for a in DERIVED_ARMS if a in wanted]

@@ -13,6 +13,8 @@ class Results:
     """Final metrics of the study's FINISHED runs: ``runs[arm][(lr, seed)] = metrics``."""
 
     runs: dict[str, dict[tuple[float, int], dict[str, float]]] = field(default_factory=dict)
+    #: the ``schedule.values`` param of each (arm, LR, seed) that has one (tabulated schedules)
+    tables: dict[tuple[str, float, int], str] = field(default_factory=dict)
 
     def has(self, arm: str, lr: float, seed: int) -> bool:
         return (lr, seed) in self.runs.get(arm, {})
@@ -54,4 +56,7 @@ def read_results(tracking_uri: str, experiment: str) -> Results:
         lr, seed = run.data.params.get("optimizer.lr"), run.data.params.get("seed")
         if arm and lr is not None and seed is not None:
             results.runs.setdefault(arm, {})[(float(lr), int(seed))] = dict(run.data.metrics)
+            if "schedule.values" in run.data.params:
+                key = (arm, float(lr), int(seed))
+                results.tables[key] = run.data.params["schedule.values"]
     return results

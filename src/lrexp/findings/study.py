@@ -5,7 +5,12 @@ yet, then test and tabulate them (:mod:`lrexp.findings.report`).
 2. Each arm at its best LR (the lowest final ``val_full/loss`` of the grid), seeds 1 to
    ``--seeds`` - 1 (seed 0 is the grid's run); the cooldown forks and the envelope's short
    cosine runs at the LR of the arm they derive from.
-3. The paired comparisons, the table and the figures in ``--out``.
+3. The laws (:mod:`lrexp.findings.laws`): the cosine, constant and WSD arms and every other
+   LR schedule at the constant's best LR (where the forks are), seeds 0 to ``--law-seeds`` - 1;
+   the laws fitted and checked on them; ``lrexp-predict optimize``'s schedule run for
+   ``--verify-seeds`` seeds against the better of cosine and WSD
+   (:mod:`lrexp.findings.verify`).
+4. The paired comparisons, the tables and the figures in ``--out``.
 
 Every stage skips runs already FINISHED in the store (by ``study_arm`` tag, LR and seed), so an
 interrupted study continues where it stopped. Runs are multiruns of ``lrexp-train`` with
@@ -23,11 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lrexp.findings.claims import CLAIMS, DERIVED_ARMS, GRID_ARMS, arms_for
+from lrexp.findings.law_study import laws_stage
 from lrexp.findings.report import report
 from lrexp.findings.results import read_results
 
 DEFAULT_GRID = (0.001, 0.002, 0.004, 0.008)
-FINDING_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8")
+FINDING_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "laws")
 
 
 def train_command() -> str:
@@ -37,9 +43,14 @@ def train_command() -> str:
 
 
 def launch(
-    arms: Sequence[str], lrs: Sequence[float], seeds: Sequence[int], args: argparse.Namespace
+    arms: Sequence[str],
+    lrs: Sequence[float],
+    seeds: Sequence[int],
+    args: argparse.Namespace,
+    extra: Sequence[str] = (),
 ) -> None:
-    """One multirun of ``arms`` x ``lrs`` x ``seeds``; stops the study if it fails."""
+    """One multirun of ``arms`` x ``lrs`` x ``seeds`` (``extra``: more overrides); stops the
+    study if it fails."""
     command = [
         train_command(),
         "-m",
@@ -49,6 +60,7 @@ def launch(
         f"seed={','.join(map(str, seeds))}",
         f"logger.tracking_uri={args.tracking_uri}",
         f"logger.experiment_name={args.experiment}",
+        *extra,
         *args.overrides,
     ]
     print(
@@ -110,6 +122,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help=f"the findings to run and test, of {','.join(FINDING_KEYS)} (default: all)",
     )
+    parser.add_argument(
+        "--law-seeds", type=int, default=5, help="seeds of each schedule the laws fit and check"
+    )
+    parser.add_argument(
+        "--verify-seeds",
+        type=int,
+        default=10,
+        help="paired seeds of the synthesized schedule and its rival",
+    )
     parser.add_argument("--margin", type=float, default=0.01, help="nats: |Δ| below is equivalent")
     parser.add_argument("--out", type=Path, default=Path("findings"), help="table and figures")
     parser.add_argument("--report-only", action="store_true", help="run nothing; test the store")
@@ -117,8 +138,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.findings is not None and not args.findings <= set(FINDING_KEYS):
         parser.error(f"--findings: choose from {','.join(FINDING_KEYS)}")
-    if args.seeds < 2:
-        parser.error("--seeds: at least 2 paired seeds")
+    for name in ("seeds", "law_seeds", "verify_seeds"):
+        if getattr(args, name) < 2:
+            parser.error(f"--{name.replace('_', '-')}: at least 2 paired seeds")
     return args
 
 
@@ -132,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         best = run_missing(args, arms)
     claims = [c for c in CLAIMS if args.findings is None or c.key.rstrip("abc") in args.findings]
-    results = read_results(args.tracking_uri, args.experiment)
-    lines = report(results, claims, best, args)
-    print("\n".join(lines))
+    if claims or args.findings is None or "4" in args.findings:
+        results = read_results(args.tracking_uri, args.experiment)
+        print("\n".join(report(results, claims, best, args)))
+    if args.findings is None or "laws" in args.findings:
+        print("\n".join(laws_stage(args, best, None if args.report_only else launch)))
     print(f"lm_findings: {time.monotonic() - started:.0f} s in all")

@@ -27,7 +27,13 @@ from lrexp.predict.check import attach_verdicts, leave_one_out, trust_warnings
 from lrexp.predict.fit import Fit, fit_law, resample_seeds
 from lrexp.predict.laws import LAWS, make_law
 from lrexp.predict.report import curves_figure, summary_lines, write_html, write_json
-from lrexp.predict.runs import LOSS_KEYS, RunCurves, read_runs, train_loss_verdicts
+from lrexp.predict.runs import (
+    LOSS_KEYS,
+    RunCurves,
+    from_step,
+    read_runs,
+    train_loss_verdicts,
+)
 from lrexp.tracking.uri import DEFAULT_TRACKING_URI
 
 #: the fewest seed resamples a 95 % percentile interval is drawn from: one in each 2.5 % tail
@@ -66,6 +72,13 @@ def _selection(parser: argparse.ArgumentParser) -> None:
         "--loss",
         metavar="KEY",
         help="the logged loss to fit, e.g. val/loss (default: train/loss_window, else train/loss)",
+    )
+    parser.add_argument(
+        "--from-step",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fit only the points logged at step N or later (default: all)",
     )
     parser.add_argument("--laws", nargs="+", default=list(LAWS), choices=list(LAWS))
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -135,6 +148,13 @@ def _read(args: argparse.Namespace) -> RunCurves:
         runs.val_loss = {}  # the fitted loss is not a training loss: no overfitting check
     for line in runs.skipped:
         print(f"lrexp-predict: left out {line}", file=sys.stderr)
+    if runs.curves and args.from_step:
+        runs.curves = from_step(runs.curves, args.from_step)
+        if not runs.curves:
+            raise CompareError(
+                f"no selected run has 2 points of {args.loss or 'the training loss'} at step "
+                f"{args.from_step} or later (--from-step)"
+            )
     if not runs.curves:
         raise CompareError(f"no selected run has an lr trace and {args.loss or 'a training loss'}")
     return runs

@@ -6,6 +6,9 @@ steps) where the run has it, else the epoch means of ``train/loss``; or one key 
 (``--loss val/loss``: in single-pass training the loss on a fixed held-out set estimates the
 same population loss with far less noise). Each point sits at the optimizer updates done when
 it was logged, the axis of the ``lr`` trace.
+
+A cooldown fork (tag ``fork_of``) logs its LR from its fork step on; the updates before it are
+its trunk's, so its trace is the trunk's ``lr`` up to the fork step followed by its own.
 """
 
 from __future__ import annotations
@@ -52,23 +55,43 @@ def lr_trace(points: Sequence[tuple[int, float]]) -> np.ndarray | None:
     return np.array([v for _, v in points], dtype=np.float64)
 
 
+def with_trunk(
+    fork: Sequence[tuple[int, float]], trunk: Sequence[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """A fork's ``lr`` points preceded by its trunk's before the fork's first step."""
+    start = min((s for s, _ in fork), default=0)
+    return [(s, v) for s, v in trunk if s < start] + list(fork)
+
+
 def to_curve(
-    record: RunRecord, label: str, loss_keys: Sequence[str] = LOSS_KEYS
+    record: RunRecord, label: str, loss_keys: Sequence[str] = LOSS_KEYS, min_points: int = 2
 ) -> tuple[Curve | None, str, str]:
-    """The run's curve on the first of ``loss_keys`` it has (or None) and the key used, else
-    why it is left out."""
+    """The run's curve on the first of ``loss_keys`` it has with ``min_points`` points (or
+    None) and the key used, else why it is left out."""
     lrs = lr_trace(record.history.get("lr", []))
     if lrs is None:
         return None, "", f"{record.name}: no complete lr trace (steps 0..T-1)"
     for key in loss_keys:
         points = [(s, v) for s, v in record.history.get(key, []) if 1 <= s <= len(lrs)]
         points = [(s, v) for s, v in points if np.isfinite(v) and v > 0]
-        if len(points) >= 2:
+        if len(points) >= min_points:
             steps = np.array([s for s, _ in points], dtype=np.int64)
             loss = np.array([v for _, v in points], dtype=np.float64)
             curve = Curve(lrs, steps, loss, label, record.seed, record.run_id)
             return curve, key, ""
-    return None, "", f"{record.name}: fewer than 2 points of {' or '.join(loss_keys)}"
+    return None, "", f"{record.name}: fewer than {min_points} points of {' or '.join(loss_keys)}"
+
+
+def from_step(curves: Sequence[Curve], step: int) -> list[Curve]:
+    """Each curve's observations at ``step`` or later (the first steps' fast fall, before the
+    loss follows a power law in the LRs' sum, is outside the laws' regime); a curve left with
+    fewer than 2 observations is dropped."""
+    out = []
+    for c in curves:
+        keep = c.steps >= step
+        if keep.sum() >= 2:
+            out.append(dataclasses.replace(c, steps=c.steps[keep], loss=c.loss[keep]))
+    return out
 
 
 def read_runs(
@@ -80,11 +103,13 @@ def read_runs(
     run_ids: Sequence[str] = (),
     group_by: str | None = "schedule.name",
     loss: str | None = None,
+    min_points: int = 2,
 ) -> RunCurves:
     """Select runs as ``lrexp-compare`` does (or by id) and read their curves. Each curve is
     labelled by ``group_by`` (a param or tag, default the schedule family), else by
     lrexp-compare's configuration label. ``loss`` names the loss key to fit (default: the
-    training loss, :data:`LOSS_KEYS`)."""
+    training loss, :data:`LOSS_KEYS`); a run with fewer than ``min_points`` of it is left out
+    (a fit needs 2; a held-out final loss, 1)."""
     loss_keys = (loss,) if loss else LOSS_KEYS
     client = open_client(tracking_uri)
     if run_ids:
@@ -100,15 +125,23 @@ def read_runs(
     assign_identities(records)
     records, _ = deduplicate(records)
     keys = tuple(dict.fromkeys((*KEYS, *loss_keys)))
-    histories = read_histories(client, tracking_uri, [r.run_id for r in records], keys)
+    ids = [r.run_id for r in records]
+    trunks = {r.run_id: r.tags["fork_of"] for r in records if r.tags.get("fork_of")}
+    histories = read_histories(client, tracking_uri, ids, keys)
+    missing = sorted(set(trunks.values()) - set(histories))
+    if missing:
+        histories.update(read_histories(client, tracking_uri, missing, ("lr",)))
     labels = config_labels(records)
     out = RunCurves([], records=records)
     for r in records:
-        r.history = histories.get(r.run_id, {})
+        r.history = dict(histories.get(r.run_id, {}))
+        if r.run_id in trunks:
+            trunk_lr = histories.get(trunks[r.run_id], {}).get("lr", [])
+            r.history["lr"] = with_trunk(r.history.get("lr", []), trunk_lr)
         label = (group_by and (r.params.get(group_by) or r.tags.get(group_by))) or labels[
             r.identity
         ]
-        curve, key, why = to_curve(r, str(label), loss_keys)
+        curve, key, why = to_curve(r, str(label), loss_keys, min_points)
         if curve is None:
             out.skipped.append(why)
             continue
