@@ -106,9 +106,9 @@ def by_arm(curves: Sequence[Curve]) -> dict[str, dict[str, Curve]]:
     return out
 
 
-def fit_laws(curves: Sequence[Curve]) -> dict[str, Fit]:
-    """Each law fitted on the :data:`FIT_ARMS` curves' points from :data:`FIT_FROM` on."""
-    train = from_step([c for c in curves if c.label in FIT_ARMS], FIT_FROM)
+def fit_laws(curves: Sequence[Curve], fit_from: int = FIT_FROM) -> dict[str, Fit]:
+    """Each law fitted on the :data:`FIT_ARMS` curves' points from step ``fit_from`` on."""
+    train = from_step([c for c in curves if c.label in FIT_ARMS], fit_from)
     missing = sorted(set(FIT_ARMS) - {c.label for c in train})
     if missing:
         raise ValueError(f"the laws need runs of {', '.join(missing)} at the laws' LR")

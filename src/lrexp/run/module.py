@@ -168,7 +168,7 @@ class LRModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")
-        value = float(loss.detach())  # one host read per step, shared with the loss trace
+        value = float(loss.detach())  # the divergence check: one host read per step
         if not math.isfinite(value):
             lr = self.trainer.optimizers[0].param_groups[0]["lr"]
             raise DivergedError(self.trainer.global_step, lr, value)
