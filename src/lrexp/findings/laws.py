@@ -125,7 +125,7 @@ def law_rows(fits: Mapping[str, Fit], curves: Sequence[Curve], margin: float) ->
     arms = by_arm(curves)
     rows = []
     for law, fit in fits.items():
-        law_rows_: list[LawRow] = []
+        mine: list[LawRow] = []
         tosts = []
         for arm in [*FIT_ARMS, *HELD_OUT_ARMS]:
             runs = arms.get(arm)
@@ -158,12 +158,12 @@ def law_rows(fits: Mapping[str, Fit], curves: Sequence[Curve], margin: float) ->
                 row.measured_gap = stats.delta
                 row.gap_low, row.gap_high, row.gap_p = stats.delta_low, stats.delta_high, stats.p
                 tosts.append(stats.tost_p)
-            law_rows_.append(row)
-        tested = [r for r in law_rows_ if r.reference]
+            mine.append(row)
+        tested = [r for r in mine if r.reference]
         for row, p, tost in zip(tested, holm([r.gap_p for r in tested]), holm(tosts), strict=True):
             row.gap_p_holm = p
             row.gap_verdict = verdict(row.measured_gap, p, tost, higher_is_better=False)
-        rows += law_rows_
+        rows += mine
     return rows
 
 

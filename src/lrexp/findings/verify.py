@@ -6,6 +6,8 @@ own best LR, by the study's final ``val_full/loss``), with the predicted and mea
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,9 +54,6 @@ class Table:
 def synthesize(fit_path: Path, lr: float, out: Path) -> tuple[Table, list[str]]:
     """``lrexp-predict optimize --law mpl`` for the study's cosine configuration at ``lr``:
     the table it writes, and what it printed."""
-    import contextlib
-    import io
-
     from lrexp.predict.cli import main as predict_main
 
     printed = io.StringIO()
