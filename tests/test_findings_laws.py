@@ -208,9 +208,9 @@ def test_the_verification_is_paired_by_seed_against_the_better_rival() -> None:
     rivals = {s: {"val/loss": 1.75 + 0.01 * s, "val_full/loss": 1.8} for s in range(5)}
     val, whole = verify_rows(optimized, rivals, margin=0.01)
     d = [optimized[s]["val/loss"] - rivals[s]["val/loss"] for s in range(5)]
-    assert (val.seeds, val.test) == (5, "t")
-    assert val.delta == pytest.approx(np.mean(d), abs=1e-12)
-    assert val.p == pytest.approx(stats.ttest_rel(d, np.zeros(5)).pvalue, rel=1e-9)
+    assert (val.paired.seeds, val.paired.stats.test) == (5, "t")
+    assert val.paired.stats.delta == pytest.approx(np.mean(d), abs=1e-12)
+    assert val.paired.stats.p == pytest.approx(stats.ttest_rel(d, np.zeros(5)).pvalue, rel=1e-9)
     assert val.verdict == "better"
-    assert whole.delta == 0 and whole.verdict != "better"
-    assert math.isfinite(whole.low)
+    assert whole.paired.stats.delta == 0 and whole.verdict != "better"
+    assert math.isfinite(whole.paired.stats.delta_low)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lrexp.compare.stats.pairwise import paired_stats, verdict
+from lrexp.compare.stats.pairwise import verdict
 from lrexp.compare.stats.power import holm
+from lrexp.findings.results import pair_by_seed
 from lrexp.predict.fit import Fit, fit_law
 from lrexp.predict.laws import LAWS, Curve, make_law, predict_curve
 from lrexp.predict.runs import RunCurves, from_step, read_runs
@@ -145,14 +146,13 @@ def law_rows(fits: Mapping[str, Fit], curves: Sequence[Curve], margin: float) ->
             )
             reference = COSINE_OF_LENGTH.get(steps)
             base = arms.get(reference or "", {})
-            paired = sorted(set(runs) & set(base))
-            if reference and reference != arm and len(paired) >= 2:
-                base_predicted = [final_prediction(law, fit, base[s]) for s in paired]
-                a = np.array([measured[s] for s in paired])
-                b = np.array([float(base[s].loss[-1]) for s in paired])
-                stats = paired_stats(a, b, margin, test="auto")
+            common = sorted(set(runs) & set(base))
+            if reference and reference != arm and len(common) >= 2:
+                base_final = {s: float(c.loss[-1]) for s, c in base.items()}
+                stats = pair_by_seed(measured, base_final, margin).stats
+                base_predicted = [final_prediction(law, fit, base[s]) for s in common]
                 row.reference = reference
-                row.predicted_gap = float(np.mean([predicted[s] for s in paired])) - float(
+                row.predicted_gap = float(np.mean([predicted[s] for s in common])) - float(
                     np.mean(base_predicted)
                 )
                 row.measured_gap = stats.delta

@@ -11,13 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
-from lrexp.compare.stats.pairwise import paired_stats, verdict
+from lrexp.compare.stats.pairwise import verdict
 from lrexp.compare.stats.power import holm
 from lrexp.findings.claims import DERIVED_ARMS, LR_RATIO_CLAIM, STEPS, Claim, lr_ratio_outcome
 from lrexp.findings.claims import outcome as claim_outcome
-from lrexp.findings.results import Results
+from lrexp.findings.results import Results, pair_by_seed
 
 
 @dataclass
@@ -63,19 +61,17 @@ def test_claim(
     """The claim's row, and its TOST p (equivalence within ``margin``)."""
     arm = results.seeds_of(claim.arm, arm_lr(claim.arm, best), claim.metric)
     base = results.seeds_of(claim.base, arm_lr(claim.base, best), claim.base_metric)
-    seeds = sorted(set(arm) & set(base))
-    a = np.array([arm[s] for s in seeds])
-    b = np.array([base[s] for s in seeds])
-    stats = paired_stats(a, b, margin, test="auto")
+    paired = pair_by_seed(arm, base, margin)
+    stats = paired.stats
     return Row(
         claim.key,
         claim.text,
         claim.source,
         f"{claim.arm} ({claim.metric})",
         f"{claim.base} ({claim.base_metric})",
-        len(seeds),
-        float(a.mean()) if seeds else math.nan,
-        float(b.mean()) if seeds else math.nan,
+        paired.seeds,
+        paired.arm_mean,
+        paired.base_mean,
         stats.delta,
         stats.delta_low,
         stats.delta_high,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import numpy as np
+
+from lrexp.compare.stats.pairwise import PairStats, paired_stats
 from lrexp.findings.claims import LOSS
 
 
@@ -60,3 +65,28 @@ def read_results(tracking_uri: str, experiment: str) -> Results:
                 key = (arm, float(lr), int(seed))
                 results.tables[key] = run.data.params["schedule.values"]
     return results
+
+
+Seed = TypeVar("Seed", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two arms' values paired by seed: how many seeds both have, each side's mean over them,
+    and lrexp-compare's paired statistics of arm − base."""
+
+    seeds: int
+    arm_mean: float
+    base_mean: float
+    stats: PairStats
+
+
+def pair_by_seed(arm: Mapping[Seed, float], base: Mapping[Seed, float], margin: float) -> Paired:
+    """``arm`` against ``base`` on the seeds both have (the paired t-test below 6 seeds, the
+    exact signed-rank test from 6; TOST within ``margin``)."""
+    seeds = sorted(set(arm) & set(base), key=str)
+    a = np.array([arm[s] for s in seeds], dtype=float)
+    b = np.array([base[s] for s in seeds], dtype=float)
+    mean_a = float(a.mean()) if seeds else math.nan
+    mean_b = float(b.mean()) if seeds else math.nan
+    return Paired(len(seeds), mean_a, mean_b, paired_stats(a, b, margin, test="auto"))

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from lrexp.compare.stats.pairwise import paired_stats, verdict
+from lrexp.compare.stats.pairwise import verdict
 from lrexp.findings.claims import LOSS
-from lrexp.findings.results import Results
+from lrexp.findings.results import Paired, Results, pair_by_seed
 
 #: the schedules the synthesized one must beat: the better of the two, each at its best LR
 RIVALS = ("lm_cosine", "lm_wsd_linear")
@@ -92,15 +92,10 @@ def rival(results: Results, best: dict[str, float], seeds: int) -> str:
 
 @dataclass
 class VerifyRow:
+    """The synthesized schedule against its rival on one metric (lower loss is better)."""
+
     metric: str
-    seeds: int
-    optimized: float
-    rival: float
-    delta: float  #: optimized − rival (lower loss is better)
-    low: float
-    high: float
-    test: str
-    p: float
+    paired: Paired  #: optimized − rival, paired by seed
     verdict: str
 
 
@@ -112,28 +107,14 @@ def verify_rows(
     """Paired by seed, per metric of :data:`METRICS`."""
     rows = []
     for metric in METRICS:
-        seeds = sorted(
-            s
-            for s in set(optimized) & set(rival_runs)
-            if metric in optimized[s] and metric in rival_runs[s]
+        paired = pair_by_seed(
+            {s: m[metric] for s, m in optimized.items() if metric in m},
+            {s: m[metric] for s, m in rival_runs.items() if metric in m},
+            margin,
         )
-        a = np.array([optimized[s][metric] for s in seeds])
-        b = np.array([rival_runs[s][metric] for s in seeds])
-        stats = paired_stats(a, b, margin, test="auto")
-        rows.append(
-            VerifyRow(
-                metric,
-                len(seeds),
-                float(a.mean()) if seeds else math.nan,
-                float(b.mean()) if seeds else math.nan,
-                stats.delta,
-                stats.delta_low,
-                stats.delta_high,
-                stats.test,
-                stats.p,
-                verdict(stats.delta, stats.p, stats.tost_p, higher_is_better=False),
-            )
-        )
+        stats = paired.stats
+        decided = verdict(stats.delta, stats.p, stats.tost_p, higher_is_better=False)
+        rows.append(VerifyRow(metric, paired, decided))
     return rows
 
 
@@ -145,8 +126,10 @@ def verify_table(rows: Sequence[VerifyRow], rival_arm: str, predicted_gain: floa
     ]
     for r in rows:
         predicted = f"{predicted_gain:+.4f}" if r.metric == "val/loss" else ""
+        p, stats = r.paired, r.paired.stats
         lines.append(
-            f"| {r.metric} | {r.seeds} | {r.optimized:.4f} | {r.rival:.4f} | {r.delta:+.4f} "
-            f"({r.low:+.4f}, {r.high:+.4f}) | {r.test}, {r.p:.3g} | {r.verdict} | {predicted} |"
+            f"| {r.metric} | {p.seeds} | {p.arm_mean:.4f} | {p.base_mean:.4f} | {stats.delta:+.4f} "
+            f"({stats.delta_low:+.4f}, {stats.delta_high:+.4f}) | {stats.test}, {stats.p:.3g} | "
+            f"{r.verdict} | {predicted} |"
         )
     return lines
