@@ -39,6 +39,35 @@ def test_outcomes_follow_the_claims_words() -> None:
     assert set(arms_for(None)) >= {arm for c in CLAIMS for arm in c.arms}
 
 
+def test_the_envelope_plots_each_lengths_mean_and_t_interval(tmp_path: Path) -> None:
+    from scipy import stats
+
+    from lrexp.findings.report import envelope
+    from lrexp.findings.results import Results
+
+    losses = {"lm_cooldown_at200": 2.3, "lm_cooldown_at400": 2.07, "lm_cooldown_200": 1.81,
+              "lm_cosine_250": 2.32, "lm_cosine_500": 2.08, "lm_cosine": 1.84}  # fmt: skip
+    best = {"lm_constant": 0.002, "lm_cosine": 0.004}
+    results = Results(
+        {
+            arm: {
+                (best["lm_constant" if "cooldown" in arm else "lm_cosine"], s): {
+                    "val_full/loss": loss + 0.01 * s
+                }
+                for s in range(4)
+            }
+            for arm, loss in losses.items()
+        }
+    )
+    plotted = envelope(results, best, tmp_path / "envelope.png")
+    half = stats.t.ppf(0.975, 3) * stats.sem([0.0, 0.01, 0.02, 0.03])
+    forks, cosines = plotted.values()
+    assert [m for m, _ in forks] == pytest.approx([2.315, 2.085, 1.825])
+    assert [m for m, _ in cosines] == pytest.approx([2.335, 2.095, 1.855])
+    assert all(h == pytest.approx(half) for _, h in forks + cosines)
+    assert (tmp_path / "envelope.png").stat().st_size > 10_000
+
+
 def stored_runs(client: MlflowClient) -> list[Run]:
     return list(client.search_runs([experiment_id(client, "lm_findings")]))
 

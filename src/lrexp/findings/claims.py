@@ -44,6 +44,12 @@ STEPS = {
     "lm_cosine_250": 250,
     "lm_cosine_500": 500,
 }
+#: finding 6's envelope: run length -> (the cooldown fork ending there, the cosine run of it)
+ENVELOPE = {
+    250: ("lm_cooldown_at200", "lm_cosine_250"),
+    500: ("lm_cooldown_at400", "lm_cosine_500"),
+    1000: ("lm_cooldown_200", "lm_cosine"),
+}
 LOSS = "val_full/loss"  #: the final weights on the whole validation split
 SWA_LOSS = "val_full/loss_swa"  #: the same for the SWA average of lm_constant
 

@@ -10,10 +10,21 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
 
 from lrexp.compare.stats.pairwise import verdict
 from lrexp.compare.stats.power import holm
-from lrexp.findings.claims import DERIVED_ARMS, LR_RATIO_CLAIM, STEPS, Claim, lr_ratio_outcome
+from lrexp.findings.claims import (
+    DERIVED_ARMS,
+    ENVELOPE,
+    LOSS,
+    LR_RATIO_CLAIM,
+    STEPS,
+    Claim,
+    lr_ratio_outcome,
+)
 from lrexp.findings.claims import outcome as claim_outcome
 from lrexp.findings.results import Results, pair_by_seed
 
@@ -113,6 +124,8 @@ def report(
     payload = {"best_lr": best, "margin": args.margin, "rows": [asdict(r) for r in rows]}
     (args.out / "findings.json").write_text(json.dumps(payload, indent=2))
     forest(rows, args.out / "findings.png")
+    if any(c.key.startswith("6") for c in claims):
+        envelope(results, best, args.out / "findings_envelope.png")
     lines += table(rows, ratio_line)
     return lines
 
@@ -152,3 +165,44 @@ def forest(rows: Sequence[Row], path: object) -> None:
     ax.set_xlabel("Δ final val_full/loss, arm − baseline (nats; < 0: the arm is better)")
     ax.set_title("lm_findings: green reproduced, red not, grey inconclusive", fontsize=10)
     save(fig, str(path))
+
+
+def envelope(
+    results: Results, best: dict[str, float], path: Path
+) -> dict[str, list[tuple[float, float]]]:
+    """Finding 6: the final loss (mean, 95 % t-interval over seeds) of the cooldown forks of one
+    constant trunk and of separate cosine runs, at each run length, with the steps each costs;
+    the plotted (mean, half-width) per side and length."""
+    from scipy import stats
+
+    from lrexp.plots import new_figure, save
+
+    fig = new_figure(7.0, 4.5)
+    ax = fig.add_subplot()
+    totals = sorted(ENVELOPE)
+    plotted = {}
+    for side, label, colour in ((0, "cooldown forks of one constant trunk", "tab:green"),
+                                (1, "separate cosine runs", "tab:blue")):  # fmt: skip
+        means, errors = [], []
+        for total in totals:
+            arm = ENVELOPE[total][side]
+            values = np.array(list(results.seeds_of(arm, arm_lr(arm, best), LOSS).values()))
+            means.append(values.mean() if len(values) else math.nan)
+            half = stats.sem(values) * stats.t.ppf(0.975, len(values) - 1) if len(values) > 1 else 0
+            errors.append(half)
+        ax.errorbar(totals, means, yerr=errors, fmt="o-", color=colour, capsize=3, label=label)
+        plotted[label] = list(zip(means, errors, strict=True))
+    forks = max(totals) + sum(STEPS[ENVELOPE[t][0]] for t in totals)
+    cosines = sum(totals)
+    ax.set_xlabel("run length (optimizer steps)")
+    ax.set_ylabel(f"final {LOSS} (mean, 95 % CI over seeds)")
+    ax.set_title(
+        f"finding 6: the envelope. Steps per seed: forks {forks:,} (trunk + cooldowns), "
+        f"cosine runs {cosines:,}",
+        fontsize=9,
+    )
+    ax.set_xticks(totals, [str(t) for t in totals])
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    save(fig, path)
+    return plotted
