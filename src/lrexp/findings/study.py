@@ -32,7 +32,7 @@ from lrexp.findings.law_study import laws_stage
 from lrexp.findings.report import report
 from lrexp.findings.results import read_results
 
-DEFAULT_GRID = (0.001, 0.002, 0.004, 0.008)
+DEFAULT_GRID = (0.001, 0.002, 0.004, 0.008, 0.016)
 FINDING_KEYS = ("1", "2", "3", "4", "5", "6", "7", "8", "laws")
 
 
