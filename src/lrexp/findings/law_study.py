@@ -25,6 +25,7 @@ from lrexp.findings.laws import (
     fit_laws,
     law_curves,
     law_rows,
+    study_curves,
     summary,
     table,
 )
@@ -76,13 +77,14 @@ def laws_stage(
     law_lr = best["lm_constant"]
     if launch is not None:
         run_law_runs(args, law_lr, launch)
-    runs = law_curves(args.tracking_uri, args.experiment, law_lr, LAW_ARMS, args.law_seeds)
-    fits = fit_laws(runs.curves)
+    study = study_curves(args.tracking_uri, args.experiment)
+    curves = law_curves(study, law_lr, LAW_ARMS, args.law_seeds)
+    fits = fit_laws(curves)
     args.out.mkdir(parents=True, exist_ok=True)
-    fitted = RunCurves([c for c in runs.curves if c.label in FIT_ARMS], runs.loss_key)
+    fitted = RunCurves([c for c in curves if c.label in FIT_ARMS], study.loss_key)
     fit_path = write_fits(fits, fitted, args.out / "laws_fit.json")
-    rows = law_rows(fits, runs.curves, args.margin)
-    figure(fits, runs.curves, args.out / "laws.png")
+    rows = law_rows(fits, curves, args.margin)
+    figure(fits, curves, args.out / "laws.png")
 
     chosen, printed = synthesize(fit_path, law_lr, args.out / "optimized")
     results = read_results(args.tracking_uri, args.experiment)
@@ -112,12 +114,12 @@ def laws_stage(
     predicted_optimized = float(
         predict_curve(make_law("mpl"), mpl.theta, lrs, np.array([len(lrs)]))[0]
     )
-    rival_curves = law_curves(
-        args.tracking_uri, args.experiment, rival_lr, [rival_arm], args.verify_seeds
-    )
+    if launch is not None:  # the rival's seeds may be new
+        study = study_curves(args.tracking_uri, args.experiment)
+    rival_curves = law_curves(study, rival_lr, [rival_arm], args.verify_seeds)
     predicted_rival = (
-        float(np.mean([final_prediction("mpl", mpl, c) for c in rival_curves.curves]))
-        if rival_curves.curves
+        float(np.mean([final_prediction("mpl", mpl, c) for c in rival_curves]))
+        if rival_curves
         else math.nan
     )
     predicted_gain = predicted_optimized - predicted_rival

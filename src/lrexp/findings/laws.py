@@ -82,22 +82,25 @@ class LawRow:
         return (self.predicted_gap < 0) == (self.gap_verdict == "better")
 
 
-def law_curves(
-    tracking_uri: str, experiment: str, lr: float, arms: Sequence[str], seeds: int | None = None
-) -> RunCurves:
-    """The study's runs of ``arms`` at peak LR ``lr`` (seeds below ``seeds`` when given) as
-    curves of :data:`LAW_LOSS` labelled by arm, the latest run of each (arm, seed)."""
-    runs = read_runs(
+def study_curves(tracking_uri: str, experiment: str) -> RunCurves:
+    """Every FINISHED run of the study as a curve of :data:`LAW_LOSS` labelled by its arm."""
+    return read_runs(
         tracking_uri, experiment=experiment, group_by="study_arm", loss=LAW_LOSS, min_points=1
     )
+
+
+def law_curves(
+    runs: RunCurves, lr: float, arms: Sequence[str], seeds: int | None = None
+) -> list[Curve]:
+    """The curves of ``arms`` at peak LR ``lr`` (seeds below ``seeds`` when given), the latest
+    run of each (arm, seed)."""
     lr_of = {r.run_id: float(r.params.get("optimizer.lr", "nan")) for r in runs.records}
     latest: dict[tuple[str, str | None], Curve] = {}
     for c in runs.curves:  # in start order: a later duplicate replaces an earlier one
         wanted = c.label in arms and math.isclose(lr_of[str(c.run_id)], lr, rel_tol=1e-9)
         if wanted and (seeds is None or (c.seed is not None and int(c.seed) < seeds)):
             latest[(c.label, c.seed)] = c
-    runs.curves = list(latest.values())
-    return runs
+    return list(latest.values())
 
 
 def by_arm(curves: Sequence[Curve]) -> dict[str, dict[str, Curve]]:
