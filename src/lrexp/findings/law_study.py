@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import numpy as np
 
 from lrexp.findings.claims import DERIVED_ARMS
+from lrexp.findings.launching import launch, launch_grouped
 from lrexp.findings.laws import (
     FIT_ARMS,
     FIT_FROM,
@@ -36,25 +36,19 @@ from lrexp.predict.laws import make_law, predict_curve
 from lrexp.predict.runs import RunCurves
 
 LAW_ARMS = (*FIT_ARMS, *HELD_OUT_ARMS)
-#: launches ``arms`` x ``lrs`` x ``seeds`` with extra overrides (the study's ``launch``)
-Launch = Callable[
-    [Sequence[str], Sequence[float], Sequence[int], argparse.Namespace, Sequence[str]], None
-]
 
 
-def run_law_runs(args: argparse.Namespace, law_lr: float, launch: Launch) -> None:
+def run_law_runs(args: argparse.Namespace, law_lr: float) -> None:
     """Every missing run of the laws' arms at ``law_lr``, seeds below ``--law-seeds``: the
     full-length and short arms first, then the forks of the constant trunk."""
     results = read_results(args.tracking_uri, args.experiment)
     forks = [a for a in LAW_ARMS if DERIVED_ARMS.get(a) == "lm_constant"]
     for stage in ([a for a in LAW_ARMS if a not in forks], forks):
-        groups: dict[tuple[int, ...], list[str]] = {}
-        for arm in stage:
-            seeds = tuple(s for s in range(args.law_seeds) if not results.has(arm, law_lr, s))
-            if seeds:
-                groups.setdefault(seeds, []).append(arm)
-        for seeds, arms in groups.items():
-            launch(arms, [law_lr], seeds, args, ())
+        missing = {
+            arm: ([law_lr], [s for s in range(args.law_seeds) if not results.has(arm, law_lr, s)])
+            for arm in stage
+        }
+        launch_grouped(missing, args)
 
 
 def optimized_lrs(law_lr: float, chosen: Table) -> np.ndarray:
@@ -70,13 +64,11 @@ def optimized_lrs(law_lr: float, chosen: Table) -> np.ndarray:
     return config.lrs
 
 
-def laws_stage(
-    args: argparse.Namespace, best: dict[str, float], launch: Launch | None
-) -> list[str]:
-    """Fit, tabulate and verify (``launch`` None: run nothing, report what the store holds)."""
+def laws_stage(args: argparse.Namespace, best: dict[str, float], run: bool) -> list[str]:
+    """Fit, tabulate and verify (``run`` False: launch nothing, report what the store holds)."""
     law_lr = best["lm_constant"]
-    if launch is not None:
-        run_law_runs(args, law_lr, launch)
+    if run:
+        run_law_runs(args, law_lr)
     study = study_curves(args.tracking_uri, args.experiment)
     curves = law_curves(study, law_lr, LAW_ARMS, args.law_seeds)
     fits = fit_laws(curves)
@@ -95,13 +87,13 @@ def laws_stage(
     def ours(s: int) -> bool:
         return chosen.matches(results.tables.get((OPTIMIZED_ARM, law_lr, s)))
 
-    if launch is not None:
+    if run:
         missing = [s for s in seeds if not ours(s)]
         if missing:
             launch([OPTIMIZED_ARM], [law_lr], missing, args, chosen.overrides())
         rival_missing = [s for s in seeds if not results.has(rival_arm, rival_lr, s)]
         if rival_missing:
-            launch([rival_arm], [rival_lr], rival_missing, args, ())
+            launch([rival_arm], [rival_lr], rival_missing, args)
         results = read_results(args.tracking_uri, args.experiment)
     optimized = {s: results.runs[OPTIMIZED_ARM][(law_lr, s)] for s in seeds if ours(s)}
     rivals = {
@@ -114,7 +106,7 @@ def laws_stage(
     predicted_optimized = float(
         predict_curve(make_law("mpl"), mpl.theta, lrs, np.array([len(lrs)]))[0]
     )
-    if launch is not None:  # the rival's seeds may be new
+    if run:  # the rival's seeds may be new
         study = study_curves(args.tracking_uri, args.experiment)
     rival_curves = law_curves(study, rival_lr, [rival_arm], args.verify_seeds)
     predicted_rival = (
